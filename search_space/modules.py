@@ -167,7 +167,13 @@ class SuperAttention(nn.Module):
         return p
 
     def forward(
-        self, x: torch.Tensor, heads: int, rank_qkv: int | None, rank_proj: int | None, grid: int, with_cls: bool
+        self,
+        x: torch.Tensor,
+        heads: int,
+        rank_qkv: int | None,
+        rank_proj: int | None,
+        grid: int,
+        with_cls: bool,
     ) -> torch.Tensor:
         b, n, e = x.shape
         qkv = run_linear(self.qkv, x, 3 * heads * self.head_dim, rank_qkv)

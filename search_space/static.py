@@ -168,7 +168,7 @@ class StaticViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, e)) if cfg.pool == "cls" else None
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_tokens, e)) if cfg.abs_pos else None
-        rates = torch.linspace(0, drop_path_rate, cfg.depth).tolist()
+        rates = [drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(Block(cfg, i, rates[i]) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(e, eps=LN_EPS)
         self.head = nn.Linear(e, cfg.num_classes)

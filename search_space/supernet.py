@@ -74,7 +74,9 @@ class SuperBlock(nn.Module):
             with_cls,
         )
         x = x + self.drop_path(a)
-        h = self.mlp(self.norm2(x), cfg.mlp_hidden(i), cfg.linear_rank("fc1", i), cfg.linear_rank("fc2", i), self.act)
+        h = self.mlp(
+            self.norm2(x), cfg.mlp_hidden(i), cfg.linear_rank("fc1", i), cfg.linear_rank("fc2", i), self.act
+        )
         return x + self.drop_path(h)
 
 
@@ -93,7 +95,7 @@ class Supernet(nn.Module):
         for p in (self.cls_token, self.pos_embed):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
-        rates = torch.linspace(0, drop_path_rate, top.depth).tolist()
+        rates = [drop_path_rate * i / max(top.depth - 1, 1) for i in range(top.depth)]
         self.blocks = nn.ModuleList(SuperBlock(space, rates[i]) for i in range(top.depth))
         self.norm = SuperLayerNorm(e)
         self.head = SuperLinear(e, space.num_classes)

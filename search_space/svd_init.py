@@ -90,7 +90,7 @@ def init_from_dense(supernet: Supernet, state_dict: dict[str, torch.Tensor]) -> 
     pos = sd.pop("pos_embed", None)
     if pos is not None and supernet.pos_embed is not None:
         prefix = 1 if cls is not None else 0
-        grid = int(round((pos.shape[1] - prefix) ** 0.5))
+        grid = round((pos.shape[1] - prefix) ** 0.5)
         pos = resample_abs_pos_embed(pos, [supernet.max_grid] * 2, [grid] * 2, num_prefix_tokens=prefix)
         if cls is not None and supernet.cls_token is None:
             pos = pos[:, 1:]
@@ -109,7 +109,9 @@ def init_from_dense(supernet: Supernet, state_dict: dict[str, torch.Tensor]) -> 
             ("mlp.fc1", blk.mlp.fc1),
             ("mlp.fc2", blk.mlp.fc2),
         ):
-            _copy_linear(layer, sd.pop(pre + name + ".weight"), sd.pop(pre + name + ".bias", None), pre + name)
+            _copy_linear(
+                layer, sd.pop(pre + name + ".weight"), sd.pop(pre + name + ".bias", None), pre + name
+            )
     _fit(supernet.norm.weight, sd.pop("norm.weight"), "norm.weight")
     _fit(supernet.norm.bias, sd.pop("norm.bias"), "norm.bias")
     head_w, head_b = sd.pop("head.weight", None), sd.pop("head.bias", None)

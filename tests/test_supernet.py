@@ -1,0 +1,233 @@
+"""Supernet vs extracted static model, exact counting, timm parity and SVD initialisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import timm
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from search_space import ConfigError, SearchSpace, SubnetConfig, load_space
+from search_space.counting import count_flops, count_params
+from search_space.static import StaticViT, timm_vit_to_static
+from search_space.supernet import Supernet, extract_subnet
+from search_space.svd_init import init_from_dense, load_dense_state_dict
+
+PRESETS = ["mcuformer-t", "autoformer-t", "autoformer-s", "autoformer-b", "digits-tiny"]
+
+AUTOFORMER = {
+    "T": dict(
+        embed_dim=192,
+        depth=13,
+        mlp_ratio=[3.5, 3.5, 3, 3.5, 3, 3, 4, 4, 3.5, 4, 3.5, 4, 3.5],
+        num_heads=[3] * 10 + [4, 3, 3],
+    ),
+    "S": dict(
+        embed_dim=384,
+        depth=13,
+        mlp_ratio=[3, 3.5, 3, 3.5, 4, 4, 4, 4, 4, 4, 4, 3.5, 4],
+        num_heads=[6, 6, 5, 7, 5, 5, 5, 6, 6, 7, 7, 6, 7],
+    ),
+    "B": dict(
+        embed_dim=576,
+        depth=14,
+        mlp_ratio=[3.5, 3.5, 4, 3.5, 4, 3.5, 3.5, 3, 4, 4, 3, 4, 3, 3.5],
+        num_heads=[9, 9, 9, 9, 9, 10, 9, 9, 10, 9, 10, 9, 9, 10],
+    ),
+}
+AUTOFORMER_PARAMS = {
+    "T": (5_867_944, 5_768_104),
+    "S": (22_891_432, 22_791_592),
+    "B": (53_691_688, 53_584_168),
+}
+
+
+def _numel(cfg: SubnetConfig) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in StaticViT(cfg).parameters())
+
+
+@pytest.mark.parametrize("size", ["T", "S", "B"])
+@pytest.mark.parametrize("rel_pos", [True, False])
+def test_autoformer_released_subnets_count_exactly(size: str, rel_pos: bool) -> None:
+    cfg = SubnetConfig(**AUTOFORMER[size], patch_size=16, img_size=224, rel_pos=rel_pos)
+    expected = AUTOFORMER_PARAMS[size][0 if rel_pos else 1]
+    assert count_params(cfg) == expected
+    assert _numel(cfg) == expected
+    space = load_space(f"autoformer-{size.lower()}")
+    assert space.replace(rel_pos=rel_pos).contains(cfg), space.violation(cfg)
+
+
+def test_timm_deit_tiny_parity() -> None:
+    deit = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
+    cfg = SubnetConfig(embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0, patch_size=16, img_size=224)
+    model = StaticViT(cfg).eval()
+    model.load_state_dict(timm_vit_to_static(deit.state_dict()), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert (model(x) - deit(x)).abs().max().item() < 1e-4
+
+
+def _shrunk(space: SearchSpace) -> SearchSpace:
+    """The preset's axes with a small image and head, so 22 forwards per space stay fast."""
+    return space.replace(img_size=2 * max(space.patch_size) - 4, num_classes=7)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_supernet_equals_extracted_subnet(name: str) -> None:
+    space = _shrunk(load_space(name))
+    net = Supernet(space).eval()
+    rng = np.random.default_rng(0)
+    configs = [space.min_config(), space.max_config()] + [space.sample(rng) for _ in range(20)]
+    x = torch.randn(2, space.in_chans, space.img_size, space.img_size)
+    for cfg in configs:
+        net.set_active(cfg)
+        static = extract_subnet(net, cfg).eval()
+        with torch.no_grad():
+            diff = (net(x) - static(x)).abs().max().item()
+        assert diff <= 1e-5, (cfg.short(), diff)
+        assert count_params(cfg) == sum(p.numel() for p in static.parameters())
+        assert type(static) is StaticViT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_analytic_params_match_numel_on_full_presets(name: str) -> None:
+    space = load_space(name)
+    rng = np.random.default_rng(1)
+    for cfg in [space.min_config(), space.max_config()] + [space.sample(rng) for _ in range(20)]:
+        assert count_params(cfg) == _numel(cfg)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SubnetConfig(
+            embed_dim=64,
+            depth=2,
+            num_heads=(2, 3),
+            mlp_ratio=(2.0, 4.0),
+            patch_size=6,
+            img_size=32,
+            pool="avg",
+            rank_ratio=0.5,
+            head_dim=16,
+        ),
+        SubnetConfig(
+            embed_dim=48,
+            depth=2,
+            num_heads=(1, 2),
+            mlp_ratio=(3.0, 4.0),
+            patch_size=8,
+            img_size=32,
+            rel_pos=True,
+            rank_ratio=0.75,
+            attn_rank_ratio=0.6,
+            head_dim=16,
+        ),
+    ],
+)
+def test_analytic_flops_match_torch_flop_counter(cfg: SubnetConfig) -> None:
+    model = StaticViT(cfg).eval()
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, cfg.img_size, cfg.img_size))
+    assert counter.get_total_flops() == count_flops(cfg)
+
+
+def test_set_active_refuses_configs_outside_the_space() -> None:
+    space = load_space("digits-tiny")
+    net = Supernet(space)
+    with pytest.raises(ConfigError, match="not in space"):
+        net.set_active(dataclasses.replace(space.max_config(), embed_dim=96))
+
+
+def test_gradients_reach_only_the_active_slice() -> None:
+    space = load_space("digits-tiny")
+    net = Supernet(space)
+    cfg = space.min_config()
+    net.set_active(cfg)
+    net(torch.randn(2, 3, 64, 64)).sum().backward()
+    fc1_v = net.blocks[0].mlp.fc1.v.weight.grad
+    rank = cfg.linear_rank("fc1", 0)
+    assert fc1_v[:rank, : cfg.embed_dim].abs().sum() > 0
+    assert fc1_v[rank:].abs().sum() == 0 and fc1_v[:, cfg.embed_dim :].abs().sum() == 0
+    assert all(b.norm1.weight.grad is None for b in net.blocks[cfg.depth :])
+
+
+def _dense_model() -> tuple[SubnetConfig, StaticViT]:
+    cfg = SubnetConfig(
+        embed_dim=48,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=4.0,
+        patch_size=8,
+        img_size=32,
+        head_dim=16,
+        num_classes=10,
+    )
+    model = StaticViT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return cfg, model
+
+
+def test_svd_init_full_rank_reproduces_dense_and_error_falls_with_rank(tmp_path) -> None:
+    dense_cfg, dense = _dense_model()
+    path = tmp_path / "dense.pth"
+    torch.save({"model": dense.state_dict()}, path)
+    ratios = [0.25, 0.5, 0.75, 1.0]
+    space = SearchSpace(
+        embed_dim=[32, 48],
+        depth=[1, 2],
+        num_heads=[1, 2],
+        mlp_ratio=[2.0, 4.0],
+        patch_size=[8],
+        rank_ratio=ratios,
+        attn_rank_ratio=[0.5, 1.0],
+        img_size=32,
+        head_dim=16,
+        num_classes=10,
+    )
+    net = Supernet(space).eval()
+    assert init_from_dense(net, load_dense_state_dict(path)) == []
+    x = torch.randn(16, 3, 32, 32)
+    with torch.no_grad():
+        ref = dense(x)
+        errors = []
+        for r in ratios:
+            net.set_active(dataclasses.replace(dense_cfg, rank_ratio=r, attn_rank_ratio=1.0))
+            errors.append(((net(x) - ref) ** 2).mean().item() / (ref**2).mean().item())
+    assert errors[-1] < 1e-10
+    assert all(a > b for a, b in itertools.pairwise(errors)), errors
+
+
+def test_svd_init_resamples_patch_embedding_and_refuses_bad_files(tmp_path) -> None:
+    _, dense = _dense_model()
+    space = SearchSpace(
+        embed_dim=[48],
+        depth=[2],
+        num_heads=[2],
+        mlp_ratio=[4.0],
+        patch_size=[4],
+        rank_ratio=[1.0],
+        img_size=32,
+        head_dim=16,
+        num_classes=10,
+    )
+    net = Supernet(space)
+    init_from_dense(net, dense.state_dict())
+    assert net.patch_embed.weight.shape[-1] == 4 and net.pos_embed.shape[1] == 1 + 64
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception):  # noqa: B017 - torch's own unpickling error
+        load_dense_state_dict(tmp_path / "junk.pth")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_dense_state_dict(tmp_path / "missing.pth")
+    small = Supernet(space.replace(embed_dim=[32]))
+    with pytest.raises(ConfigError, match="does not fit"):
+        init_from_dense(small, dense.state_dict())
