@@ -1,0 +1,1 @@
+"""Deployment: int8 .tflite export and TF-Lite Micro arena measurement (optional stack)."""

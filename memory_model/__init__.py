@@ -1,0 +1,59 @@
+"""Peak SRAM of a subnet as pure functions of its `SubnetConfig` (numpy only, no torch)."""
+
+from memory_model.batch import (
+    ConfigBatch,
+    ShareEstimate,
+    encode_configs,
+    enumerate_batch,
+    peak_bytes_batch,
+    sample_batch,
+    share_within_budget,
+)
+from memory_model.mcu import build_ops, mcu_peak_bytes, mcu_report
+from memory_model.paper import paper_peak_bytes, paper_report
+from memory_model.report import MemoryReport, OpMemory
+from memory_model.schedules import SCHEDULES, peak_sram
+
+__all__ = [
+    "SCHEDULES",
+    "ConfigBatch",
+    "MemoryReport",
+    "OpMemory",
+    "ShareEstimate",
+    "build_ops",
+    "encode_configs",
+    "enumerate_batch",
+    "mcu_peak_bytes",
+    "mcu_report",
+    "paper_peak_bytes",
+    "paper_report",
+    "peak_bytes_batch",
+    "peak_sram",
+    "sample_batch",
+    "share_within_budget",
+]
+
+# Budgets, TF-Lite Micro's planner and the tflm schedule, flash bytes.
+from memory_model.budget import HELP as BUDGET_HELP
+from memory_model.budget import argparse_budget, format_bytes, parse_budget
+from memory_model.flash import FlashReport, flash_bytes, flash_report, parameter_count
+from memory_model.planner import Buffer, Plan, greedy_plan, max_live_bytes
+from memory_model.tflm import tflm_graph, tflm_plan, tflm_report
+
+__all__ += [
+    "BUDGET_HELP",
+    "Buffer",
+    "FlashReport",
+    "Plan",
+    "argparse_budget",
+    "flash_bytes",
+    "flash_report",
+    "format_bytes",
+    "greedy_plan",
+    "max_live_bytes",
+    "parameter_count",
+    "parse_budget",
+    "tflm_graph",
+    "tflm_plan",
+    "tflm_report",
+]

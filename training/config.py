@@ -1,0 +1,224 @@
+"""Training configuration: strict YAML sections with CLI overrides.
+
+A config file has the sections ``space``, ``model``, ``data``, ``optim``, ``eval`` and ``log``
+plus ``seed``. Unknown keys and wrong types are one-line `ConfigError`s; ``key.path=value``
+overrides (values parsed as YAML) are checked the same way. The resolved config is written
+beside the outputs (``config.yaml``) and stored inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search_space.errors import ConfigError
+
+
+@dataclass
+class ModelCfg:
+    drop_path: float = 0.1  # stochastic depth rate at the deepest block
+    init_from: str | None = None  # dense ViT checkpoint file (timm DeiT) for SVD initialisation
+
+
+@dataclass
+class DataCfg:
+    dataset: str = "digits"  # "digits" (embedded) or "folder" (ImageNet-style train/ and val/ folders)
+    root: str | None = None  # image-folder root for dataset=folder
+    cache_dir: str = "data"  # where the embedded digits are written as an image folder
+    holdout_per_class: int = 50  # folder datasets: images per class held out of train for the search
+    batch_size: int = 64  # per process
+    eval_batch_size: int = 256
+    workers: int = 0
+    rand_augment: str | None = "rand-m9-mstd0.5-inc1"  # timm RandAugment string, null = off
+    scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop scale range
+    hflip: float = 0.5
+    reprob: float = 0.25  # random erasing probability
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    mixup_prob: float = 1.0
+    smoothing: float = 0.1
+    crop_pct: float = 0.875  # eval resize = img_size / crop_pct, then centre crop
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # input normalisation (timm's ImageNet default)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class OptimCfg:
+    opt: str = "adamw"
+    lr: float = 5e-4  # for the global batch `lr_base_batch`; scaled linearly with the global batch
+    lr_base_batch: int = 512
+    weight_decay: float = 0.05
+    epochs: int = 300
+    warmup_epochs: int = 5
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-5
+    sched: str = "cosine"
+    clip_grad: float | None = None  # gradient-norm clipping, null = off
+    sandwich: bool = False  # each step trains max + min + one random subnet
+    ema: bool = False
+    ema_decay: float = 0.9998
+    amp: str = "auto"  # auto (fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+
+
+@dataclass
+class EvalCfg:
+    num_subnets: int = 3  # fixed random subnets evaluated each epoch besides min and max
+    every: int = 1  # epochs between evaluations
+
+
+@dataclass
+class LogCfg:
+    output: str = "runs/supernet"
+    wandb: bool = False
+    wandb_project: str = "mcunas"
+    wandb_mode: str = "offline"
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    space: str | dict = "digits-tiny"  # preset name, YAML path, or an inline space mapping
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    eval: EvalCfg = field(default_factory=EvalCfg)
+    log: LogCfg = field(default_factory=LogCfg)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("scale", "mean", "std"):
+            d["data"][key] = list(getattr(self.data, key))
+        return d
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return (
+            isinstance(value, (list, tuple)) and len(value) == len(args) and all(map(_type_ok, value, args))
+        )
+    if tp is dict:
+        return isinstance(value, dict)
+    return False
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{where or 'top level'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{path}'; valid keys here: {', '.join(sorted(hints))}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, path)
+        elif not _type_ok(value, tp):
+            raise ConfigError(f"config key '{path}' has the wrong type: got {value!r}, expected {_name(tp)}")
+        else:
+            kwargs[key] = tuple(value) if typing.get_origin(tp) is tuple else value
+    return cls(**kwargs)
+
+
+def _name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_values(cfg: TrainConfig) -> None:
+    checks = [
+        (cfg.data.dataset in ("digits", "folder"), "data.dataset must be 'digits' or 'folder'"),
+        (cfg.data.dataset != "folder" or cfg.data.root, "data.root is required for dataset=folder"),
+        (cfg.data.batch_size > 0 and cfg.data.eval_batch_size > 0, "batch sizes must be positive"),
+        (cfg.data.workers >= 0, "data.workers must be >= 0"),
+        (0 <= cfg.data.reprob <= 1 and 0 <= cfg.data.hflip <= 1, "data.reprob/hflip must be in [0, 1]"),
+        (0 <= cfg.data.smoothing < 1, "data.smoothing must be in [0, 1)"),
+        (all(s > 0 for s in cfg.data.std), "data.std entries must be positive"),
+        (cfg.data.mixup >= 0 and cfg.data.cutmix >= 0, "data.mixup/cutmix must be >= 0"),
+        (cfg.optim.lr > 0, "optim.lr must be positive"),
+        (cfg.optim.epochs > 0, "optim.epochs must be positive"),
+        (0 <= cfg.optim.warmup_epochs < cfg.optim.epochs, "optim.warmup_epochs must be in [0, epochs)"),
+        (cfg.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (cfg.optim.clip_grad is None or cfg.optim.clip_grad > 0, "optim.clip_grad must be positive or null"),
+        (cfg.optim.amp in ("auto", "bf16", "fp16", "off"), "optim.amp must be auto, bf16, fp16 or off"),
+        (0 < cfg.optim.ema_decay < 1, "optim.ema_decay must be in (0, 1)"),
+        (cfg.eval.num_subnets >= 0 and cfg.eval.every > 0, "eval.num_subnets >= 0 and eval.every > 0"),
+        (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+        (0 <= cfg.model.drop_path < 1, "model.drop_path must be in [0, 1)"),
+        (
+            cfg.log.wandb_mode in ("offline", "online", "disabled"),
+            "log.wandb_mode must be offline/online/disabled",
+        ),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'optim.lr=1e-3'`` -> (['optim', 'lr'], 0.001)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value (e.g. optim.epochs=10)")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML reads 5e-4 as a string; accept plain numbers
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML config (or start from defaults), apply overrides, validate strictly."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{k}' is not a section")
+        node[keys[-1]] = value
+    cfg = _build(TrainConfig, data, "")
+    _check_values(cfg)
+    return cfg
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    from training.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False))
