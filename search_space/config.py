@@ -18,6 +18,8 @@ Conventions (shared by the supernet, the static model, counting and the memory m
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -185,6 +187,10 @@ class SubnetConfig:
         if missing:
             raise ConfigError(f"subnet field '{missing[0]}' is missing")
         return cls(**d)
+
+    def digest(self) -> str:
+        """A stable hex digest of the config (same in every process, unlike ``hash``)."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     def short(self) -> str:
         """Compact human-readable description for logs."""

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import supernet_train
-import training.run as run_mod
+import training.loop as loop_mod
 from training.checkpoint import load_checkpoint
 from training.config import load_config
 from training.run import train_supernet
@@ -52,8 +52,10 @@ def write_cfg(path: Path, data_dir: Path, output: Path, **sections) -> Path:
             "cutmix": 0.0,
             "scale": [0.8, 1.0],
             "crop_pct": 1.0,
+            "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0],
         },
-        "optim": {"lr": 3e-3, "lr_base_batch": 32, "epochs": 4, "warmup_epochs": 0, "clip_grad": 1.0},
+        "optim": {"lr": 5e-3, "lr_base_batch": 32, "epochs": 4, "warmup_epochs": 0, "clip_grad": 1.0},
         "model": {"drop_path": 0.0},
         "eval": {"num_subnets": 1},
         "log": {"output": str(output), "progress": False},
@@ -89,7 +91,7 @@ def test_training_runs_and_loss_falls(tmp_path: Path, data_dir: Path) -> None:
 def test_resume_after_interruption_is_exact(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
     ref_out, cut_out = tmp_path / "ref", tmp_path / "cut"
     train_supernet(load_config(write_cfg(tmp_path / "a.yaml", data_dir, ref_out, optim={"epochs": 3})))
-    real = run_mod.train_one_epoch
+    real = loop_mod.train_one_epoch
 
     def interrupted(*args, epoch: int, **kw):
         if epoch == 2:
@@ -97,11 +99,11 @@ def test_resume_after_interruption_is_exact(tmp_path: Path, data_dir: Path, monk
         return real(*args, epoch=epoch, **kw)
 
     cfg_path = write_cfg(tmp_path / "b.yaml", data_dir, cut_out, optim={"epochs": 3})
-    monkeypatch.setattr(run_mod, "train_one_epoch", interrupted)
+    monkeypatch.setattr(loop_mod, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_supernet(load_config(cfg_path))
     assert load_checkpoint(cut_out / "checkpoint.pth")["epoch"] == 2
-    monkeypatch.setattr(run_mod, "train_one_epoch", real)
+    monkeypatch.setattr(loop_mod, "train_one_epoch", real)
     train_supernet(load_config(cfg_path))  # the same command continues
     ref, cut = load_checkpoint(ref_out / "checkpoint.pth"), load_checkpoint(cut_out / "checkpoint.pth")
     assert ref["epoch"] == cut["epoch"] == 3

@@ -55,11 +55,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | Path, *, space: SearchSpace, config: dict, epoch: int, **states: Any) -> None:
-    """Write a checkpoint atomically. ``states`` holds model/optimizer/... state dicts."""
+def save_checkpoint(
+    path: str | Path, *, space: SearchSpace | None, config: dict, epoch: int, **states: Any
+) -> None:
+    """Write a checkpoint atomically. ``states`` holds model/optimizer/... state dicts and, for
+    a static model, what it is (e.g. ``subnet=cfg.to_dict()`` or ``baseline=name``)."""
     payload = {
         "format": FORMAT,
-        "space": space.to_dict(),
+        "space": None if space is None else space.to_dict(),
         "config": config,
         "epoch": epoch,
         "rng": rng_state(),
@@ -82,6 +85,10 @@ def load_checkpoint(path: str | Path, space: SearchSpace | None = None) -> dict[
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a checkpoint of this project (format {FORMAT})")
     if space is not None:
+        if ckpt.get("space") is None:
+            raise ConfigError(
+                f"checkpoint {path} holds a static model, not a supernet of space '{space.name}'"
+            )
         theirs = SearchSpace.from_dict(ckpt["space"])
         if _without_name(theirs) != _without_name(space):
             diff = next(k for k, v in space.to_dict().items() if theirs.to_dict().get(k) != v and k != "name")

@@ -25,6 +25,7 @@ from search_space.errors import ConfigError
 class ModelCfg:
     drop_path: float = 0.1  # stochastic depth rate at the deepest block
     init_from: str | None = None  # dense ViT checkpoint file (timm DeiT) for SVD initialisation
+    init_supernet: str | None = None  # supernet checkpoint (any space point) to warm-start from
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,12 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def _stable_id(cfgs: list[SubnetConfig | None]) -> int:
+    """An integer naming the step's subnets identically in every process."""
+    text = "|".join("static" if c is None else c.digest() for c in cfgs)
+    return int(hashlib.sha1(text.encode()).hexdigest()[:15], 16)
+
+
 def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
@@ -45,7 +52,7 @@ def train_one_epoch(
     loader: Iterable,
     optimizer: torch.optim.Optimizer,
     loss_fn: nn.Module,
-    subnets_for_step: Callable[[int], list[SubnetConfig]],
+    subnets_for_step: Callable[[int], list[SubnetConfig]] | None,
     *,
     epoch: int,
     info: DistInfo,
@@ -55,7 +62,8 @@ def train_one_epoch(
     opts: StepOptions | None = None,
 ) -> dict[str, float]:
     """One epoch; each step trains the subnets ``subnets_for_step(global_step)`` returns (one
-    random subnet, or max + min + random for the sandwich rule) with one optimiser step."""
+    random subnet, or max + min + random for the sandwich rule) with one optimiser step. With
+    ``subnets_for_step=None`` the model is an ordinary (static) network trained as it is."""
     opts = opts or StepOptions()
     model.train()
     steps_per_epoch = len(loader)
@@ -68,14 +76,15 @@ def train_one_epoch(
         x, y = x.to(info.device, non_blocking=True), y.to(info.device, non_blocking=True)
         if mixup is not None:
             x, y = mixup(x, y)
-        cfgs = subnets_for_step(step)
-        if opts.check_sync and not all_equal(info, hash(tuple(cfgs)) & 0x7FFFFFFFFFFFFFFF):
+        cfgs = subnets_for_step(step) if subnets_for_step is not None else [None]
+        if opts.check_sync and not all_equal(info, _stable_id(cfgs)):
             raise RuntimeError(f"ranks sampled different subnets at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss = 0.0
         with _autocast(info.device, opts.amp_dtype):
             for cfg in cfgs:
-                unwrap(model).set_active(cfg)
+                if cfg is not None:
+                    unwrap(model).set_active(cfg)
                 loss = loss + loss_fn(model(x), y)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -95,7 +104,7 @@ def train_one_epoch(
         else:
             optimizer.step()
         if ema is not None:
-            ema.update(model, step=step)
+            ema.update(unwrap(model), step=step)
         if scheduler is not None:
             scheduler.step_update(num_updates=step + 1)
         total_loss += loss_value * x.shape[0]
@@ -118,17 +127,18 @@ def train_one_epoch(
 def evaluate(
     model: nn.Module,
     loader: Iterable,
-    subnets: dict[str, SubnetConfig],
+    subnets: dict[str, SubnetConfig | None],
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """Top-1 accuracy (%) of each named subnet on ``loader``."""
+    """Top-1 accuracy (%) of each named subnet on ``loader`` (``None``: the model as it is)."""
     net = unwrap(model)
     was_training = net.training
     net.eval()
     out = {}
     for label, cfg in subnets.items():
-        net.set_active(cfg)
+        if cfg is not None:
+            net.set_active(cfg)
         correct = total = 0
         for x, y in loader:
             x, y = x.to(device), y.to(device)
