@@ -200,3 +200,14 @@ def test_two_process_torchrun_trains_in_sync(tmp_path: Path, data_dir: Path) -> 
     assert ckpt["epoch"] == 2
     # 2 ranks x 32 images: half the steps of a single process over the same data
     assert metrics[0]["loss"] > 0 and "resuming" not in (out / "train.log").read_text()
+
+
+def test_multiscale_supernet_training_runs(tmp_path: Path, data_dir: Path) -> None:
+    """Variable batch per token count, wired through the real training job."""
+    out = tmp_path / "ms"
+    space = {**TINY_SPACE, "patch_size": [4, 8]}
+    path = write_cfg(tmp_path / "c.yaml", data_dir, out, space=space, optim={"epochs": 1})
+    cfg = load_config(path, ["data.multiscale=true"])
+    train_supernet(cfg)
+    assert read_metrics(out)[0]["loss"] > 0
+    assert load_checkpoint(out / "checkpoint.pth")["config"]["data"]["multiscale"] is True

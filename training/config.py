@@ -46,6 +46,7 @@ class DataCfg:
     mixup_prob: float = 1.0
     smoothing: float = 0.1
     crop_pct: float = 0.875  # eval resize = img_size / crop_pct, then centre crop
+    multiscale: bool = False  # one patch size per step, batch scaled so tokens x batch stays ~constant
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # input normalisation (timm's ImageNet default)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

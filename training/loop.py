@@ -101,8 +101,9 @@ def fit(job: Job, cfg: TrainConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     for epoch in range(job.start_epoch, cfg.optim.epochs):
         seed_epoch(cfg.seed, info.rank, epoch)
-        if hasattr(loaders.train.sampler, "set_epoch"):
-            loaders.train.sampler.set_epoch(epoch)
+        for sampler in (loaders.train.sampler, loaders.train.batch_sampler):
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
         try:
             meters = train_one_epoch(
                 job.net, loaders.train, recipe.optimizer, recipe.loss_fn, _step_sampler(job, cfg.seed, epoch),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -20,6 +21,7 @@ from training.config import TrainConfig, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed
 from training.loop import CKPT_NAME, Job, fit, seed_epoch, setup_logging
+from training.multiscale import MultiScaleBatchSampler, multiscale_loader
 from training.recipe import amp_dtype, build_recipe
 
 log = logging.getLogger("mcunas.train")
@@ -62,6 +64,13 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
     elif ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, space)
     loaders = build_loaders(cfg.data, space.img_size, space.num_classes, distributed=info.distributed)
+    multiscale = None
+    if cfg.data.multiscale:  # MobileViT-style: batch size follows the step's token count
+        multiscale = MultiScaleBatchSampler(
+            len(loaders.train.dataset), cfg.data.batch_size, space.patch_size, space.img_size,
+            cls_token=space.pool == "cls", seed=cfg.seed, rank=info.rank, world_size=info.world_size,
+        )  # fmt: skip
+        loaders = dataclasses.replace(loaders, train=multiscale_loader(loaders.train, multiscale))
     setup_logging(output, info)
     if info.is_main:
         save_config(cfg, output / "config.yaml")
@@ -104,7 +113,8 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
 
     def sampler(rng: np.random.Generator) -> list[SubnetConfig]:
         rand = space.sample(rng)
-        return [space.max_config(), space.min_config(), rand] if cfg.optim.sandwich else [rand]
+        cfgs = [space.max_config(), space.min_config(), rand] if cfg.optim.sandwich else [rand]
+        return multiscale.constrain(cfgs) if multiscale is not None else cfgs
 
     job = Job(
         model, net, recipe, loaders, info, output, start_epoch, space=space, sampler=sampler,

@@ -1,0 +1,78 @@
+"""Search-space evolution (MCUFormer): move a space point (low-rank ratio, patch size) over the
+grid toward higher S = A + eta * R, one supernet per point.
+
+    python evolve_space.py --budget 320KB
+    python evolve_space.py --cfg configs/evolve/mcuformer-t-imagenet.yaml --budget 320KB \
+        -o recipe.overrides.data.root=/datasets/imagenet
+
+Re-running the same command continues from the output directory's state.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from memory_model.budget import HELP as BUDGET_HELP
+from memory_model.budget import argparse_budget
+from search_space.errors import ConfigError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--budget", type=argparse_budget, help=f"SRAM budget (required unless in the config); {BUDGET_HELP}"
+    )
+    p.add_argument("--flash-budget", type=argparse_budget, help="optional flash budget, same units")
+    p.add_argument("--cfg", help="evolution config YAML (default: configs/evolve/digits-tiny.yaml)")
+    p.add_argument("--output", help="output directory (default: the config's, runs/evolve_space)")
+    p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. -o evolve.max_steps=4 (repeatable)")  # fmt: skip
+    p.add_argument("--seed", type=int, help="seed (initial points, subnet samples, training)")
+    p.add_argument("--final-epochs", type=int, help="train the chosen point's supernet N more epochs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    for key, value in (("score.budget", args.budget), ("score.flash_budget", args.flash_budget)):
+        if value is not None:
+            overrides.append(f"{key}={value}B")
+    if args.output:
+        overrides.append(f"output={args.output}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.final_epochs is not None:
+        overrides.append(f"evolve.final_epochs={args.final_epochs}")
+    if args.no_progress:
+        overrides.append("progress=false")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("mcunas")  # the training jobs log under it too
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        from search.evolve_config import load_evolve_config
+        from search.evolve_run import EvolveRun, summary_table
+
+        run = EvolveRun(load_evolve_config(args.cfg, overrides))
+        result = run.run()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(run.evolution.state()))
+    print(
+        f"chosen: rank_ratio {result['rank_ratio']:g}, patch {result['patch_size']} "
+        f"(S {result['S']:.4f} = A {result['A']:.4f} + {result['eta']:g} x R {result['R']:.3f}; E {result['E']}); "
+        f"{result['stop_reason']}; {result['total_epochs']} epochs over {result['points_trained']} points"
+    )
+    print(f"supernet: {result['supernet_checkpoint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Search over spaces and subnets: MCUFormer's space evolution (`search.space_evolution`)."""

@@ -1,0 +1,173 @@
+"""Configuration of `evolve_space.py`: strict YAML sections with ``key.path=value`` overrides.
+
+Sections: ``recipe`` (the training config every point's supernet uses, plus overrides),
+``score`` (budget, memory schedule, eta, how A and R are sampled), ``evolve`` (the loop, see
+`search.space_evolution.EvolutionSettings`) and ``launch`` (how a visit's job runs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from memory_model.budget import parse_budget
+from memory_model.schedules import SCHEDULES
+from search.launch import LAUNCHERS
+from search.space_evolution import EvolutionSettings
+from search_space.errors import ConfigError
+from training.config import TrainConfig, _build, load_config, parse_override
+
+DEFAULT_CFG = "configs/evolve/digits-tiny.yaml"
+
+
+@dataclass
+class RecipeCfg:
+    cfg: str = "configs/train/digits-tiny.yaml"  # training config of every point's supernet
+    overrides: dict = field(default_factory=dict)  # {"optim.lr": 1e-3, ...} applied to it
+    space: str | dict | None = None  # base space (grid); null = the recipe's space
+
+
+@dataclass
+class ScoreCfg:
+    budget: str | None = None  # SRAM budget, e.g. "320KB" (--budget overrides)
+    flash_budget: str | None = None  # optional flash budget (--flash-budget)
+    schedule: str = "mcu"  # peak-SRAM schedule of the memory model
+    weights_in_sram: bool = True  # the paper's assumption: weights are read from SRAM too
+    eta: float = 1.0  # S = A + eta * R, A and R in [0, 1]
+    eval_subnets: int = 8  # in-budget subnets whose mean holdout top-1 is A
+    eval_pool: int = 2000  # subnets drawn to find them (bounded; vectorised memory check)
+    r_samples: int = 10000  # Monte Carlo samples for R when the point is too large to enumerate
+
+
+@dataclass
+class EvolveCfg:
+    epochs_per_visit: int = 2
+    neighbours: int = 3
+    threshold: float | tuple[float, float] = 0.01
+    max_move: int | None = 1
+    max_steps: int = 6
+    max_total_epochs: int | None = None
+    num_init: int = 3
+    final_epochs: int = 0
+
+
+@dataclass
+class LaunchCfg:
+    kind: str = "inprocess"  # inprocess | subprocess | torchrun | command
+    nproc: int = 1  # processes per job for torchrun
+    command: str | None = None  # kind=command: template with {python}, {job_dir}, {nproc}
+
+
+@dataclass
+class SpaceEvolutionConfig:
+    seed: int = 0
+    output: str = "runs/evolve_space"
+    progress: bool = True
+    recipe: RecipeCfg = field(default_factory=RecipeCfg)
+    score: ScoreCfg = field(default_factory=ScoreCfg)
+    evolve: EvolveCfg = field(default_factory=EvolveCfg)
+    launch: LaunchCfg = field(default_factory=LaunchCfg)
+    init_points: list | None = None  # [[rank_ratio, patch_size], ...]; null = evolve.num_init random
+
+    def settings(self) -> EvolutionSettings:
+        e = self.evolve
+        h = e.threshold if isinstance(e.threshold, tuple) else (float(e.threshold),) * 2
+        pts = None if self.init_points is None else tuple((float(r), int(p)) for r, p in self.init_points)
+        return EvolutionSettings(
+            epochs_per_visit=e.epochs_per_visit, neighbours=e.neighbours, threshold=tuple(map(float, h)),
+            max_move=e.max_move, max_steps=e.max_steps, max_total_epochs=e.max_total_epochs,
+            init_points=pts, num_init=e.num_init, final_epochs=e.final_epochs, seed=self.seed,
+        )  # fmt: skip
+
+    def budget_bytes(self) -> int:
+        if self.score.budget is None:
+            raise ConfigError("no SRAM budget: pass --budget (e.g. --budget 320KB) or set score.budget")
+        return parse_budget(self.score.budget)
+
+    def flash_budget_bytes(self) -> int | None:
+        return None if self.score.flash_budget is None else parse_budget(self.score.flash_budget)
+
+    def train_config(self) -> TrainConfig:
+        """The recipe with its overrides (validated strictly by `training.config`)."""
+        overrides = [f"{k}={json.dumps(v)}" for k, v in _flatten(self.recipe.overrides)]  # JSON is YAML
+        cfg = load_config(self.recipe.cfg, overrides)
+        if self.recipe.space is not None:
+            cfg.space = self.recipe.space
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"data": {"batch_size": 64}, "optim.lr": 1e-3}`` -> dotted keys."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.extend(_flatten(v, f"{key}.") if isinstance(v, dict) else [(key, v)])
+    return out
+
+
+def _check(cfg: SpaceEvolutionConfig) -> None:
+    s, launch = cfg.score, cfg.launch
+    checks = [
+        (s.schedule in SCHEDULES, f"score.schedule must be one of {list(SCHEDULES)}"),
+        (s.eta >= 0, "score.eta must be >= 0"),
+        (
+            s.eval_subnets >= 1 and s.eval_pool >= s.eval_subnets,
+            "score.eval_subnets >= 1 and eval_pool >= it",
+        ),
+        (s.r_samples >= 1, "score.r_samples must be >= 1"),
+        (launch.kind in LAUNCHERS, f"launch.kind must be one of {list(LAUNCHERS)}"),
+        (launch.nproc >= 1, "launch.nproc must be >= 1"),
+        (launch.kind != "command" or bool(launch.command), "launch.kind=command needs launch.command"),
+        (launch.command is None or "{job_dir}" in launch.command, "launch.command must contain {job_dir}"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+    if s.budget is not None:
+        parse_budget(s.budget)
+    if s.flash_budget is not None:
+        parse_budget(s.flash_budget)
+    if cfg.init_points is not None:
+        ok = isinstance(cfg.init_points, list) and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], (int, float)) and isinstance(p[1], int)
+            for p in cfg.init_points
+        )
+        if not ok or not cfg.init_points:
+            raise ConfigError(
+                "init_points must be a non-empty list of [rank_ratio, patch_size] pairs or null"
+            )
+    cfg.settings()  # validates the loop settings
+
+
+def load_evolve_config(path: str | Path | None, overrides: list[str] = ()) -> SpaceEvolutionConfig:
+    """Read the YAML (default: the digits-tiny preset), apply overrides, validate strictly."""
+    path = Path(path or DEFAULT_CFG)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{k}' is not a section")
+        node[keys[-1]] = value
+    init_points = data.pop("init_points", None)
+    cfg = _build(SpaceEvolutionConfig, data, "")
+    cfg.init_points = init_points
+    _check(cfg)
+    cfg.train_config()  # the recipe must load
+    return cfg

@@ -1,0 +1,138 @@
+"""One space point's visit as a job: train its supernet, then score it (A, R, S).
+
+A job directory holds ``job.json`` (what to do), the training output of `train_supernet`
+(``checkpoint.pth``, ``metrics.jsonl``, ``train.yaml``...) and, when done, ``result.json``.
+`run_job` is all a launcher calls, in this process, a subprocess, under torchrun or on a
+cluster node; rerunning it on a killed job resumes from the job's epoch checkpoint, and a
+finished job (``result.json`` present) returns at once.
+
+Scores, all in [0, 1]:
+
+* A: mean holdout top-1 of ``eval_subnets`` subnets of the point that fit the budget, the first
+  ones found in a seeded pool of ``eval_pool`` draws (same subnets on every visit of the point);
+  0 when none fits. ``A_max``: holdout top-1 of the point's largest subnet, for reference.
+* R: share of the point's subnets within the SRAM budget (`memory_model.share_within_budget`,
+  exact by enumeration when small) or, with a flash budget, within both (sampled).
+* S = A + eta * R.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from memory_model.batch import encode_configs, peak_bytes_batch, share_within_budget
+from memory_model.flash import flash_bytes
+from search_space.config import SubnetConfig
+from search_space.space import SearchSpace
+from training.checkpoint import atomic_write_text, load_checkpoint
+
+JOB_FILE, RESULT_FILE, CKPT_FILE = "job.json", "result.json", "checkpoint.pth"
+
+
+def point_rng(seed: int, space: SearchSpace, salt: int) -> np.random.Generator:
+    """A generator fixed by the seed and the point (so every visit sees the same draws)."""
+    return np.random.default_rng([seed, salt, round(space.rank_ratio[0] * 1000), space.patch_size[0]])
+
+
+def fits_mask(configs: list[SubnetConfig], score: dict[str, Any]) -> np.ndarray:
+    peak = peak_bytes_batch(encode_configs(configs), score["schedule"], score["weights_in_sram"])
+    ok = peak <= score["budget_bytes"]
+    if score.get("flash_budget_bytes") is not None:
+        ok &= np.array([flash_bytes(c) for c in configs]) <= score["flash_budget_bytes"]
+    return ok
+
+
+def fitting_subnets(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[list[SubnetConfig], int]:
+    """The first ``eval_subnets`` in-budget subnets of a seeded pool, and how many the pool held."""
+    rng = point_rng(seed, space, 11)
+    pool = [space.sample(rng) for _ in range(score["eval_pool"])]
+    ok = fits_mask(pool, score)
+    fit = [c for c, k in zip(pool, ok, strict=True) if k]
+    return fit[: score["eval_subnets"]], int(ok.sum())
+
+
+def share(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[float, str]:
+    """R and how it was obtained."""
+    rng = point_rng(seed, space, 13)
+    if score.get("flash_budget_bytes") is None:
+        est = share_within_budget(
+            space, score["budget_bytes"], score["schedule"], rng, score["r_samples"],
+            weights_in_sram=score["weights_in_sram"],
+        )  # fmt: skip
+        return est.share, est.method
+    draws = [space.sample(rng) for _ in range(score["r_samples"])]
+    return float(fits_mask(draws, score).mean()), "sampling (SRAM and flash)"
+
+
+def _eval_device(device: str) -> torch.device:
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
+
+
+def score_job(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """A, R and S of a trained point (rank 0 only)."""
+    from search_space.supernet import Supernet
+    from training.config import load_config
+    from training.data import build_loaders
+    from training.engine import evaluate
+
+    cfg = load_config(job_dir / "train.yaml")
+    space = SearchSpace.from_dict(cfg.space)
+    score, seed = spec["score"], cfg.seed
+    ckpt = load_checkpoint(job_dir / CKPT_FILE, space)
+    device = _eval_device(cfg.device)
+    model = Supernet(space).to(device)
+    state = ckpt["model"]
+    if ckpt.get("ema"):
+        state = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    model.load_state_dict(state)
+    subnets, fit_in_pool = fitting_subnets(space, score, seed)
+    holdout = build_loaders(cfg.data, space.img_size, space.num_classes).holdout
+    named = {"max": space.max_config(), **{f"s{i}": c for i, c in enumerate(subnets)}}
+    top1 = evaluate(model, holdout, named, device)
+    a = float(np.mean([top1[f"s{i}"] for i in range(len(subnets))])) / 100 if subnets else 0.0
+    r, method = share(space, score, seed)
+    return {
+        "A": a,
+        "R": r,
+        "S": a + score["eta"] * r,
+        "A_max": top1["max"] / 100,
+        "eta": score["eta"],
+        "R_method": method,
+        "evaluated": {"split": "holdout", "subnets": [c.to_dict() for c in subnets], "top1": top1},
+        "fit_in_pool": f"{fit_in_pool}/{score['eval_pool']}",
+        "epochs": ckpt["epoch"],
+        "checkpoint": CKPT_FILE,
+    }
+
+
+def write_job(job_dir: Path, train_cfg: dict[str, Any], score: dict[str, Any]) -> None:
+    """Describe a job: the full training config (``train.yaml``) and the scoring (``job.json``)."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(job_dir / "train.yaml", yaml.safe_dump(train_cfg, sort_keys=False))
+    atomic_write_text(job_dir / JOB_FILE, json.dumps({"score": score}, indent=1))
+
+
+def run_job(job_dir: str | Path) -> dict[str, Any] | None:
+    """Train and score one visit; returns the result (None on ranks other than 0)."""
+    from training.config import load_config
+    from training.run import train_supernet
+
+    job_dir = Path(job_dir)
+    done = job_dir / RESULT_FILE
+    if done.exists():
+        return json.loads(done.read_text())
+    spec = json.loads((job_dir / JOB_FILE).read_text())
+    train_supernet(load_config(job_dir / "train.yaml"))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    result = score_job(job_dir, spec)
+    atomic_write_text(done, json.dumps(result, indent=1))
+    return result

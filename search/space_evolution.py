@@ -1,0 +1,442 @@
+"""MCUFormer's search-space evolution over the (low-rank ratio, patch size) grid.
+
+A space point ``x`` is a pair of grid indices. Each point has a supernet; a *visit* trains it
+``epochs`` more epochs (one resumable job, run by the ``train`` callable) and yields its score
+``S = A + eta * R`` (A: mean holdout top-1 of sampled in-budget subnets, R: share of the point's
+subnets within budget; both in [0, 1]). ``E(x)`` counts every epoch behind the point's weights,
+including the epochs of the supernet it was warm-started from.
+
+One step at the current point x:
+
+1. Neighbourhood: the ``k`` nearest trained points (scikit-learn `NearestNeighbors` on grid
+   indices, i.e. coordinates divided by each axis' step) among points with ``E == E(x)``. If
+   fewer than ``k`` share E(x) or they are collinear, take the ``k`` nearest trained points of
+   any E and train each lagging one up to their largest E (the paper's fairness rule).
+2. Fit ``S ~ w . u + b`` by `LinearRegression` (minimum-norm for 2 or collinear points, no
+   slope for one point); ``w_i`` is the change of S per grid step along axis i.
+3. Move ``u_i += sign(w_i) * floor(|w_i| / h_i)`` (toward higher S; symmetric rounding),
+   capped at ``max_move`` steps and clipped to the grid.
+4. Stop when no axis moves, the new point was already on the path, or at ``max_steps`` /
+   ``max_total_epochs``; otherwise train the new point ``t`` epochs, warm-started from the
+   nearest trained supernet (its own when it was trained before), and repeat.
+
+On a stop after a fit, the chosen point is the best measured S of that fit's neighbourhood
+(the current point and its neighbours, all trained for the same E), so an update that
+overshoots the optimum or a cycle between two points still ends on the better one.
+
+Resume: the run is a deterministic replay. Every visit has a stable id (``<point>/v<n>``) and
+its result is cached in the state file, written atomically after every visit and every step;
+rerunning replays the cached visits without training and continues where the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LinearRegression
+from sklearn.neighbors import NearestNeighbors
+from tqdm import tqdm
+
+from search_space.errors import ConfigError
+from search_space.space import SearchSpace
+from training.checkpoint import atomic_write_text
+
+log = logging.getLogger("mcunas.evolve")
+STATE_FORMAT = "mcunas-space-evolution/1"
+Point = tuple[int, int]  # (rank-ratio index, patch-size index)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The space-point grid: the base space's rank-ratio and patch-size choices."""
+
+    rank_ratio: tuple[float, ...]
+    patch_size: tuple[int, ...]
+
+    @classmethod
+    def from_space(cls, space: SearchSpace) -> Grid:
+        if space.rank_ratio[0] is None:
+            raise ConfigError("space evolution needs a low-rank space (rank_ratio values, not null)")
+        return cls(tuple(sorted(space.rank_ratio)), tuple(sorted(space.patch_size)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rank_ratio), len(self.patch_size)
+
+    def value(self, pt: Point) -> tuple[float, int]:
+        return self.rank_ratio[pt[0]], self.patch_size[pt[1]]
+
+    def key(self, pt: Point) -> str:
+        r, p = self.value(pt)
+        return f"r{r:g}_p{p}"
+
+    def index(self, rank_ratio: float, patch_size: int) -> Point:
+        """Grid indices of a (ratio, patch) value; a one-line error when it is off the grid."""
+        hits = [i for i, r in enumerate(self.rank_ratio) if math.isclose(r, rank_ratio, abs_tol=1e-9)]
+        if not hits or patch_size not in self.patch_size:
+            raise ConfigError(
+                f"space point ({rank_ratio}, {patch_size}) is not on the grid: rank_ratio in "
+                f"{list(self.rank_ratio)}, patch_size in {list(self.patch_size)}"
+            )
+        return hits[0], self.patch_size.index(patch_size)
+
+    def clip(self, u: np.ndarray) -> Point:
+        return tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(u, self.shape, strict=True))  # type: ignore[return-value]
+
+    def points(self) -> list[Point]:
+        return [(i, j) for i in range(self.shape[0]) for j in range(self.shape[1])]
+
+    def space(self, base: SearchSpace, pt: Point) -> SearchSpace:
+        """The space of one point: the base space with one rank ratio and one patch size."""
+        r, p = self.value(pt)
+        return base.replace(rank_ratio=(r,), patch_size=(p,))
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """Hyperparameters of the evolution loop (see the module docstring)."""
+
+    epochs_per_visit: int = 2  # t
+    neighbours: int = 3  # k, the point itself included
+    threshold: tuple[float, float] = (0.01, 0.01)  # h per axis, in S per grid step
+    max_move: int | None = 1  # grid steps per axis and step; None = unlimited
+    max_steps: int = 6
+    max_total_epochs: int | None = None
+    init_points: tuple[tuple[float, int], ...] | None = None  # explicit (ratio, patch) values
+    num_init: int = 3  # random initial points when init_points is None
+    final_epochs: int = 0  # extra epochs for the chosen point's supernet
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs_per_visit >= 1, "epochs_per_visit must be >= 1"),
+            (self.neighbours >= 1, "neighbours must be >= 1"),
+            (len(self.threshold) == 2 and all(h > 0 for h in self.threshold), "threshold must be > 0"),
+            (self.max_move is None or self.max_move >= 1, "max_move must be >= 1 or null"),
+            (self.max_steps >= 0, "max_steps must be >= 0"),
+            (self.max_total_epochs is None or self.max_total_epochs >= 1, "max_total_epochs must be >= 1"),
+            (self.num_init >= 1, "num_init must be >= 1"),
+            (self.final_epochs >= 0, "final_epochs must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(f"evolve.{msg}")
+
+
+@dataclass(frozen=True)
+class VisitRequest:
+    """One training visit of a point: a resumable job with a stable id."""
+
+    job_id: str  # "<point key>/v<n>" or "<point key>/final"
+    point: Point
+    value: tuple[float, int]  # (rank ratio, patch size)
+    epochs: int  # epochs trained in this visit
+    init_job: str | None  # job whose checkpoint initialises this one; None = random init
+    total_epochs: int  # E(x) after the visit
+
+
+TrainFn = Callable[[VisitRequest], dict[str, Any]]  # -> {"A", "R", "S", ...}
+
+
+@dataclass
+class PointRecord:
+    point: Point
+    epochs: int = 0  # E(x)
+    S: float = float("nan")
+    A: float = float("nan")
+    R: float = float("nan")
+    jobs: list[str] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)  # (E, S, A, R) per visit
+
+
+@dataclass(frozen=True)
+class Fit:
+    w: np.ndarray  # S per grid step along each axis
+    intercept: float
+    degenerate: bool  # fewer distinct directions than axes
+
+
+def local_fit(coords: np.ndarray, scores: np.ndarray) -> Fit:
+    """Least-squares plane through ``(coords, scores)``; never fails on 1, 2 or collinear points
+    (scikit-learn's solver returns the minimum-norm slope: zero across the points' line)."""
+    coords = np.asarray(coords, float).reshape(len(scores), -1)
+    scores = np.asarray(scores, float)
+    axes = coords.shape[1]
+    if len(scores) < 2:
+        return Fit(np.zeros(axes), float(scores[0]) if len(scores) else 0.0, True)
+    rank = np.linalg.matrix_rank(coords - coords.mean(axis=0))
+    reg = LinearRegression().fit(coords, scores)
+    return Fit(np.asarray(reg.coef_, float), float(reg.intercept_), bool(rank < axes))
+
+
+def move_steps(w: np.ndarray, threshold: tuple[float, ...], max_move: int | None = None) -> np.ndarray:
+    """Grid steps per axis: ``sign(w) * floor(|w| / h)`` (toward higher S), capped at max_move."""
+    steps = np.sign(w) * np.floor(np.abs(w) / np.asarray(threshold, float) + 1e-12)
+    if max_move is not None:
+        steps = np.clip(steps, -max_move, max_move)
+    return steps.astype(int)
+
+
+def initial_points(grid: Grid, settings: EvolutionSettings) -> list[Point]:
+    """Explicit points, or ``num_init`` distinct random ones (seeded), not all on one line."""
+    if settings.init_points is not None:
+        pts = [grid.index(r, p) for r, p in settings.init_points]
+        if not pts:
+            raise ConfigError("evolve.init_points is empty; give at least one [rank_ratio, patch_size] pair")
+        return list(dict.fromkeys(pts))
+    everything = grid.points()
+    n = min(settings.num_init, len(everything))
+    rng = np.random.default_rng([settings.seed, 5])
+    for _ in range(100):  # bounded retries for a non-collinear start
+        pick = [everything[i] for i in sorted(rng.choice(len(everything), size=n, replace=False))]
+        if n < 3 or not local_fit(np.array(pick), np.zeros(n)).degenerate:
+            return pick
+    return pick
+
+
+class SpaceEvolution:
+    """The evolution loop over a `Grid`; ``train`` runs one visit and returns its scores."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        settings: EvolutionSettings,
+        train: TrainFn,
+        state_path: str | Path | None = None,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> None:
+        self.grid, self.settings, self.train = grid, settings, train
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.fingerprint = json.loads(json.dumps(fingerprint or {}))
+        self.cache: dict[str, dict[str, Any]] = {}
+        if self.state_path is not None and self.state_path.exists():
+            saved = json.loads(self.state_path.read_text())
+            if saved.get("format") != STATE_FORMAT:
+                raise ConfigError(f"{self.state_path} is not a space-evolution state file")
+            if saved.get("fingerprint") != self.fingerprint:
+                diff = sorted(
+                    k
+                    for k in set(saved.get("fingerprint", {})) | set(self.fingerprint)
+                    if saved.get("fingerprint", {}).get(k) != self.fingerprint.get(k)
+                )
+                raise ConfigError(
+                    f"{self.state_path.parent} holds a run with other settings ({', '.join(diff)}); "
+                    "use another --output or delete that directory"
+                )
+            self.cache = saved.get("visits", {})
+        self._reset()
+
+    def _reset(self) -> None:
+        self.points: dict[Point, PointRecord] = {}
+        self.trajectory: list[dict[str, Any]] = []
+        self.fits: list[dict[str, Any]] = []
+        self.total_epochs = 0
+        self.status, self.stop_reason, self.result = "running", None, None
+
+    # ---- visits -------------------------------------------------------------------------
+    def _visit(self, pt: Point, epochs: int, init: Point | None, label: str | None = None) -> PointRecord:
+        rec = self.points.setdefault(pt, PointRecord(pt))
+        key = self.grid.key(pt)
+        job_id = f"{key}/{label or f'v{len(rec.jobs)}'}"
+        init_job = None if init is None else self.points[init].jobs[-1]
+        base_e = 0 if init is None else self.points[init].epochs
+        req = VisitRequest(job_id, pt, self.grid.value(pt), epochs, init_job, base_e + epochs)
+        cached = self.cache.get(job_id)
+        if cached is not None:
+            if cached["epochs"] != epochs or cached["init_job"] != init_job:
+                raise ConfigError(
+                    f"cached visit {job_id} was trained differently ({cached['epochs']} epochs from "
+                    f"{cached['init_job']}); use another --output"
+                )
+            scores = cached["scores"]
+        else:
+            log.info(
+                "visit %s: %d epochs from %s (E -> %d)",
+                job_id,
+                epochs,
+                init_job or "random init",
+                req.total_epochs,
+            )
+            scores = self.train(req)
+            self.cache[job_id] = json.loads(json.dumps({**asdict(req), "scores": scores}))
+        rec.jobs.append(job_id)
+        rec.epochs = req.total_epochs
+        rec.S, rec.A, rec.R = (float(scores[k]) for k in ("S", "A", "R"))
+        rec.history.append({"E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R})
+        self.total_epochs += epochs
+        self._save()
+        return rec
+
+    def _nearest(self, x: Point, candidates: list[Point], k: int) -> list[Point]:
+        cands = sorted(candidates)
+        k = min(k, len(cands))
+        nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(np.array(cands, float))
+        dist, idx = nn.kneighbors(np.array([x], float))
+        order = sorted(zip(dist[0], idx[0], strict=True), key=lambda t: (round(t[0], 9), cands[t[1]]))
+        return [cands[i] for _, i in order]
+
+    def _warm_source(self, x: Point) -> Point:
+        """The nearest trained point (ties: more epochs, then grid order)."""
+        return min(self.points, key=lambda p: (round(math.dist(p, x), 9), -self.points[p].epochs, p))
+
+    # ---- one step -----------------------------------------------------------------------
+    def _neighbourhood(self, x: Point) -> tuple[list[Point], list[str]]:
+        k, e_x = self.settings.neighbours, self.points[x].epochs
+        same = [p for p in self.points if self.points[p].epochs == e_x]
+        if len(same) >= k:
+            nbrs = self._nearest(x, same, k)
+            live = [n > 1 for n in self.grid.shape]  # axes with a single value cannot span anything
+            if not local_fit(np.array(nbrs)[:, live], np.zeros(len(nbrs))).degenerate or k <= sum(live):
+                return nbrs, []
+        nbrs = self._nearest(x, list(self.points), k)
+        if x not in nbrs:
+            nbrs = [x, *nbrs[:-1]]
+        target = max(self.points[p].epochs for p in nbrs)
+        caught = []
+        for p in nbrs:
+            lag = target - self.points[p].epochs
+            if lag > 0:
+                self._visit(p, lag, p)
+                caught.append(self.grid.key(p))
+        return nbrs, caught
+
+    def _step(self, step: int, x: Point) -> Point | None:
+        nbrs, caught = self._neighbourhood(x)
+        coords = np.array(nbrs, float)
+        scores = np.array([self.points[p].S for p in nbrs])
+        fit = local_fit(coords, scores)
+        live = np.array([n > 1 for n in self.grid.shape])
+        w = np.where(live, fit.w, 0.0)
+        move = move_steps(w, self.settings.threshold, self.settings.max_move)
+        new = self.grid.clip(np.array(x) + move)
+        record = {
+            "step": step,
+            "at": self.grid.key(x),
+            "E": self.points[x].epochs,
+            "neighbours": [self.grid.key(p) for p in nbrs],
+            "neighbour_S": [round(float(s), 6) for s in scores],
+            "neighbour_E": [self.points[p].epochs for p in nbrs],
+            "caught_up": caught,
+            "w": [round(float(v), 6) for v in w],
+            "intercept": round(fit.intercept, 6),
+            "degenerate": fit.degenerate,
+            "move": [int(a - b) for a, b in zip(new, x, strict=True)],
+            "to": self.grid.key(new),
+        }
+        self.fits.append(record)
+        log.info(
+            "step %d at %s (E=%d): w=(%+.4f, %+.4f) per step over %s -> %s",
+            step, record["at"], record["E"], w[0], w[1], ", ".join(record["neighbours"]), record["to"],
+        )  # fmt: skip
+        if new == x:
+            self.stop_reason = "converged: no axis moves"
+            return None
+        if any(t["point"] == list(new) for t in self.trajectory):
+            self.stop_reason = f"repeat: {self.grid.key(new)} is already on the path"
+            return None
+        if self.settings.max_total_epochs is not None and self.total_epochs >= self.settings.max_total_epochs:
+            self.stop_reason = "max_total_epochs reached"
+            return None
+        src = new if new in self.points else self._warm_source(new)
+        self._visit(new, self.settings.epochs_per_visit, src)
+        self._add_to_path(new, step + 1)
+        return new
+
+    def _best_of_last_fit(self, x: Point) -> Point:
+        """The best measured S among the last fit's neighbourhood (all trained equally long)."""
+        if not self.fits or self.fits[-1]["at"] != self.grid.key(x):
+            return x
+        keys = {self.grid.key(p): p for p in self.points}
+        fit = self.fits[-1]
+        best = max(
+            zip(fit["neighbour_S"], fit["neighbours"], strict=True), key=lambda t: (t[0], t[1] == fit["at"])
+        )
+        return keys[best[1]]
+
+    def _add_to_path(self, pt: Point, step: int) -> None:
+        rec = self.points[pt]
+        r, p = self.grid.value(pt)
+        self.trajectory.append(
+            {"step": step, "point": list(pt), "rank_ratio": r, "patch_size": p, "E": rec.epochs,
+             "S": rec.S, "A": rec.A, "R": rec.R, "total_epochs": self.total_epochs}
+        )  # fmt: skip
+
+    # ---- the loop -----------------------------------------------------------------------
+    def run(self, progress: bool = False) -> dict[str, Any]:
+        """Run (or replay and continue) the evolution; returns the result dict."""
+        self._reset()
+        s = self.settings
+        for pt in initial_points(self.grid, s):
+            self._visit(pt, s.epochs_per_visit, None)
+        x = max(self.points, key=lambda p: (self.points[p].S, -list(self.points).index(p)))
+        self._add_to_path(x, 0)
+        chosen: Point = x
+        bar = tqdm(range(s.max_steps), desc="space evolution", disable=None if progress else True)
+        for step in bar:
+            if s.max_total_epochs is not None and self.total_epochs >= s.max_total_epochs:
+                self.stop_reason = "max_total_epochs reached"
+                break
+            nxt = self._step(step, x)
+            self._save()
+            if self.stop_reason is not None:
+                chosen = self._best_of_last_fit(x)
+                break
+            x = chosen = nxt
+            bar.set_postfix(at=self.grid.key(x), S=f"{self.points[x].S:.3f}", epochs=self.total_epochs)
+        bar.close()
+        if self.stop_reason is None:
+            self.stop_reason = "max_steps reached"
+        if s.final_epochs > 0:
+            self._visit(chosen, s.final_epochs, chosen, label="final")
+        self.status = "done"
+        rec = self.points[chosen]
+        r, p = self.grid.value(chosen)
+        self.result = {
+            "point": self.grid.key(chosen),
+            "rank_ratio": r,
+            "patch_size": p,
+            "E": rec.epochs,
+            "S": rec.S,
+            "A": rec.A,
+            "R": rec.R,
+            "job": rec.jobs[-1],
+            "stop_reason": self.stop_reason,
+            "steps": len(self.fits),
+            "total_epochs": self.total_epochs,
+            "points_trained": len(self.points),
+        }
+        self._save()
+        return self.result
+
+    # ---- state --------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "total_epochs": self.total_epochs,
+            "points": {
+                self.grid.key(p): {"point": list(p), "value": list(self.grid.value(p)), **_rec_dict(r)}
+                for p, r in sorted(self.points.items())
+            },
+            "trajectory": self.trajectory,
+            "fits": self.fits,
+            "result": self.result,
+            "visits": self.cache,
+        }
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            atomic_write_text(self.state_path, json.dumps(self.state(), indent=1))
+
+
+def _rec_dict(rec: PointRecord) -> dict[str, Any]:
+    return {"E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R, "jobs": rec.jobs, "history": rec.history}

@@ -1,0 +1,232 @@
+"""Space evolution: the local fit and update on synthetic score landscapes (no training), state
+resume, and the real loop (training tiny supernets) end to end with kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evolve_space
+import search.point_eval as point_eval
+from search.evolve_config import load_evolve_config
+from search.evolve_run import EvolveRun
+from search.space_evolution import EvolutionSettings, Grid, SpaceEvolution, local_fit, move_steps
+from search_space.errors import ConfigError
+
+GRID = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
+
+
+def synthetic(f):
+    """A `train` callable scoring a visit by ``f(i, j, E)``; records every request."""
+    calls = []
+
+    def train(req):
+        calls.append(req)
+        s = float(f(*req.point, req.total_epochs))
+        return {"A": s, "R": 0.0, "S": s}
+
+    return train, calls
+
+
+def evolve(f, state_path=None, **kw):
+    settings = EvolutionSettings(**{"threshold": (0.01, 0.01), "max_steps": 20, **kw})
+    train, calls = synthetic(f)
+    evo = SpaceEvolution(GRID, settings, train, state_path)
+    return evo.run(), evo, calls
+
+
+# ---- fit and update ------------------------------------------------------------------------
+def test_move_steps_symmetric_rounding_and_cap():
+    h = (0.01, 0.01)
+    assert move_steps(np.array([0.025, -0.025]), h).tolist() == [2, -2]
+    assert move_steps(np.array([0.0099, -0.0099]), h).tolist() == [0, 0]  # floor division would give -1
+    assert move_steps(np.array([0.5, -0.5]), h, max_move=2).tolist() == [2, -2]
+    assert move_steps(np.array([0.03, 0.03]), (0.01, 0.02)).tolist() == [3, 1]
+
+
+def test_local_fit_recovers_plane_and_handles_small_neighbourhoods():
+    coords = np.array([[0, 0], [1, 0], [0, 1], [2, 3]])
+    fit = local_fit(coords, 1 + 0.02 * coords[:, 0] - 0.03 * coords[:, 1])
+    assert np.allclose(fit.w, [0.02, -0.03]) and not fit.degenerate
+    one = local_fit(np.array([[2, 2]]), np.array([0.7]))
+    assert one.w.tolist() == [0.0, 0.0] and one.degenerate
+    two = local_fit(np.array([[0, 0], [1, 1]]), np.array([0.0, 0.02]))  # minimum-norm slope along the line
+    assert np.allclose(two.w, [0.01, 0.01]) and two.degenerate
+    line = local_fit(np.array([[0, 1], [1, 1], [2, 1]]), np.array([0.0, 0.03, 0.06]))  # collinear
+    assert np.allclose(line.w, [0.03, 0.0]) and line.degenerate
+
+
+@pytest.mark.parametrize(
+    ("slope", "corner"), [((0.02, 0.015), (6, 4)), ((-0.02, -0.03), (0, 0)), ((0.03, -0.02), (6, 0))]
+)
+def test_climbs_tilted_plane_to_the_right_corner(slope, corner):
+    result, evo, _ = evolve(
+        lambda i, j, e: slope[0] * i + slope[1] * j, init_points=((0.6, 6), (0.7, 6), (0.6, 7))
+    )
+    assert GRID.index(result["rank_ratio"], result["patch_size"]) == corner
+    assert result["stop_reason"].startswith("converged")
+    assert all(0 <= t["point"][0] < 7 and 0 <= t["point"][1] < 5 for t in evo.trajectory)  # bounds
+
+
+def test_steep_plane_is_clipped_to_the_grid():
+    result, evo, _ = evolve(
+        lambda i, j, e: 5 * i - 5 * j, max_move=None, init_points=((0.4, 6), (0.5, 6), (0.4, 7))
+    )
+    assert GRID.index(result["rank_ratio"], result["patch_size"]) == (6, 0)
+    assert [t["point"] for t in evo.trajectory] == [[1, 2], [6, 0]]  # one clipped jump
+
+
+def test_stops_at_the_maximum_of_a_bowl():
+    bowl = lambda i, j, e: 1 - 0.01 * ((i - 3) ** 2 + (j - 2) ** 2)  # noqa: E731
+    result, evo, _ = evolve(bowl, threshold=(0.015, 0.015), init_points=((0.4, 8), (0.5, 8), (0.4, 7)))
+    assert GRID.index(result["rank_ratio"], result["patch_size"]) == (3, 2)
+    assert len(evo.trajectory) > 1  # it had to travel
+
+
+def test_flat_plane_never_moves():
+    result, evo, calls = evolve(lambda i, j, e: 0.5, num_init=4, seed=3, epochs_per_visit=2)
+    assert result["stop_reason"].startswith("converged") and len(evo.trajectory) == 1
+    assert result["total_epochs"] == 8 and len(calls) == 4  # only the initial points were trained
+
+
+def test_one_and_two_points_and_collinear_neighbourhoods_do_not_crash():
+    plane = lambda i, j, e: 0.02 * i + 0.02 * j  # noqa: E731
+    one, _, _ = evolve(plane, init_points=((0.6, 6),), neighbours=3)
+    assert one["point"] == "r0.6_p6" and one["stop_reason"].startswith("converged")
+    two, _, _ = evolve(plane, init_points=((0.6, 6), (0.7, 6)), neighbours=3)
+    assert two["rank_ratio"] == 1.0  # climbs along the line the two points span
+    line, evo, _ = evolve(plane, init_points=((0.4, 6), (0.5, 6), (0.6, 6)), neighbours=3, max_steps=1)
+    fit = evo.fits[0]
+    assert fit["degenerate"] and fit["move"] == [1, 0]  # moves along the line only, no crash
+    assert line["rank_ratio"] == 0.7
+
+
+def test_neighbours_are_brought_to_the_same_epochs_before_a_fit():
+    f = lambda i, j, e: 0.02 * i + 0.001 * e  # noqa: E731 (accuracy grows with training)
+    _, evo, calls = evolve(f, init_points=((0.4, 6), (0.5, 6), (0.4, 7)), max_steps=3, epochs_per_visit=2)
+    for fit in evo.fits:
+        assert len(set(fit["neighbour_E"])) == 1  # a fair fit: every neighbour trained as long
+    assert any(fit["caught_up"] for fit in evo.fits)  # the fairness rule trained someone t more epochs
+    moved = [c for c in calls if c.init_job is not None and not c.job_id.startswith(c.init_job.split("/")[0])]
+    assert moved and all(c.total_epochs > c.epochs for c in moved)  # warm-started, E includes the source
+
+
+def test_state_resume_replays_to_the_same_result(tmp_path):
+    f = lambda i, j, e: 0.02 * i - 0.01 * j + 0.002 * e  # noqa: E731
+    ref, ref_evo, ref_calls = evolve(f, tmp_path / "a.json", num_init=3, seed=1, epochs_per_visit=2)
+    settings = EvolutionSettings(threshold=(0.01, 0.01), max_steps=20, num_init=3, seed=1, epochs_per_visit=2)
+    train, calls = synthetic(f)
+
+    def dying(req):
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return train(req)
+
+    with pytest.raises(KeyboardInterrupt):
+        SpaceEvolution(GRID, settings, dying, tmp_path / "b.json").run()
+    evo = SpaceEvolution(GRID, settings, train, tmp_path / "b.json")
+    assert evo.run() == ref
+    assert evo.state() == ref_evo.state()
+    assert len(calls) == len(ref_calls)  # every visit trained exactly once over both runs
+    with pytest.raises(ConfigError, match="other settings"):
+        SpaceEvolution(GRID, settings, train, tmp_path / "b.json", fingerprint={"eta": 2})
+
+
+# ---- the real loop -----------------------------------------------------------------------
+TINY_SPACE = (
+    "recipe.space={embed_dim: [16, 24], depth: [1, 2], num_heads: [1, 2], mlp_ratio: [2.0], "
+    "patch_size: [4, 8, 16], rank_ratio: [0.5, 0.75, 1.0], img_size: 32, num_classes: 10, head_dim: 8, pool: avg}"
+)
+
+
+def tiny_overrides(data_dir: Path, output: Path) -> list[str]:
+    return [
+        TINY_SPACE,
+        f"output={output}",
+        "progress=false",
+        f"recipe.overrides.data.cache_dir={data_dir}",
+        "recipe.overrides.data.batch_size=64",
+        "recipe.overrides.optim.lr_base_batch=64",
+        "score.budget=64KB",
+        "score.eval_subnets=2",
+        "score.eval_pool=40",
+        "evolve.epochs_per_visit=1",
+        "evolve.max_steps=2",
+        "evolve.max_total_epochs=null",
+        "evolve.threshold=0.0001",  # any slope moves: the run must warm-start and catch up
+        "init_points=[[0.75, 8], [1.0, 8], [0.75, 16]]",
+    ]
+
+
+def _comparable(state: dict) -> dict:
+    return {k: state[k] for k in ("points", "trajectory", "fits", "result", "total_epochs", "visits")}
+
+
+@pytest.mark.slow
+def test_real_loop_end_to_end_with_kill_and_resume(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    ref_run = EvolveRun(load_evolve_config(None, tiny_overrides(data, tmp_path / "ref")))
+    ref = ref_run.run()
+    ref_state = json.loads((tmp_path / "ref" / "state.json").read_text())
+    assert ref_state["status"] == "done" and ref["total_epochs"] >= 3
+    for name in (
+        "result.json",
+        "trajectory.csv",
+        "score_grid.png",
+        "chosen/checkpoint.pth",
+        "chosen/space.yaml",
+    ):
+        assert (tmp_path / "ref" / name).exists(), name
+    warm = [
+        v
+        for v in ref_state["visits"].values()
+        if v["init_job"] and v["init_job"].split("/")[0] != v["job_id"].split("/")[0]
+    ]
+    assert warm, "no point was warm-started from another"
+    log_text = (tmp_path / "ref" / "points" / warm[0]["job_id"] / "train.log").read_text()
+    assert "warm-started from" in log_text
+    visit = next(iter(ref_state["visits"].values()))
+    result = json.loads((tmp_path / "ref" / "points" / visit["job_id"] / "result.json").read_text())
+    assert result["evaluated"]["split"] == "holdout" and 0 <= result["A"] <= 1
+
+    # Kill inside the third job, after its training and before its scores, then rerun.
+    real_score, seen = point_eval.score_job, []
+
+    def dying(job_dir, spec):
+        seen.append(job_dir)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real_score(job_dir, spec)
+
+    monkeypatch.setattr(point_eval, "score_job", dying)
+    with pytest.raises(KeyboardInterrupt):
+        EvolveRun(load_evolve_config(None, tiny_overrides(data, tmp_path / "b"))).run()
+    monkeypatch.setattr(point_eval, "score_job", real_score)
+    # the rest runs as subprocess jobs: the same job boundary, another launcher
+    resumed = EvolveRun(
+        load_evolve_config(None, [*tiny_overrides(data, tmp_path / "b"), "launch.kind=subprocess"])
+    )
+    out = resumed.run()
+    assert {k: out[k] for k in ref if k not in ("supernet_checkpoint", "job_checkpoint")} == {
+        k: ref[k] for k in ref if k not in ("supernet_checkpoint", "job_checkpoint")
+    }
+    assert _comparable(json.loads((tmp_path / "b" / "state.json").read_text())) == _comparable(ref_state)
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert (
+        evolve_space.main(["--budget", "320KB", "--output", str(out), "-o", "init_points=[[0.45, 6]]"]) == 2
+    )
+    assert "not on the grid" in capsys.readouterr().err
+    assert evolve_space.main(["--budget", "320KB", "--output", str(out), "-o", "evolve.max_stepz=3"]) == 2
+    assert "unknown config key 'evolve.max_stepz'" in capsys.readouterr().err
+    assert evolve_space.main(["--output", str(out)]) == 2
+    assert "--budget" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        evolve_space.main(["--budget", "lots", "--output", str(out)])
+    assert exc.value.code == 2
+    assert not out.exists()
