@@ -82,8 +82,13 @@ def cases() -> list[tuple[str, SearchSpace, SubnetConfig, bool]]:
     mcu = load_space("mcuformer-t").replace(img_size=32, patch_size=(4,), num_classes=10, rank_ratio=(0.5,))
     mcu_cfg = mcu.sample(np.random.default_rng(0))
     return [
-        ("tiny dense (digits space, 64 px)", dense_digits, uniform, True),
-        ("tiny low-rank (digits space, 64 px)", digits, digits.sample(np.random.default_rng(0)), False),
+        (f"tiny dense (digits space, {digits.img_size} px)", dense_digits, uniform, True),
+        (
+            f"tiny low-rank (digits space, {digits.img_size} px)",
+            digits,
+            digits.sample(np.random.default_rng(0)),
+            False,
+        ),
         ("small dense (AutoFormer-T space, 32 px)", paper_t, deit_like, True),
         ("paper-T low-rank (MCUFormer-T space, 32 px)", mcu, mcu_cfg, False),
     ]
