@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.override) + [f"{k}={v}" for k, v in flags.items() if v is not None]
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logging.getLogger("mcunas").addHandler(handler)  # the project's loggers only (finetuning sets its own)
+    if not logging.getLogger("mcunas").handlers:  # e.g. pipeline.py has set logging up already
+        logging.getLogger("mcunas").addHandler(
+            handler
+        )  # the project's loggers only (finetuning sets its own)
     logging.getLogger("mcunas").setLevel(logging.INFO)
     try:
         cfg = load_search_config(args.cfg, overrides)
