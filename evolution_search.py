@@ -53,10 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.override) + [f"{k}={v}" for k, v in flags.items() if v is not None]
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    if not logging.getLogger("mcunas").handlers:  # e.g. pipeline.py has set logging up already
-        logging.getLogger("mcunas").addHandler(
-            handler
-        )  # the project's loggers only (finetuning sets its own)
+    # the project's loggers only (finetuning sets its own); pipeline.py may have set them up already
+    if not logging.getLogger("mcunas").handlers:
+        logging.getLogger("mcunas").addHandler(handler)
     logging.getLogger("mcunas").setLevel(logging.INFO)
     try:
         cfg = load_search_config(args.cfg, overrides)
