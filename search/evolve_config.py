@@ -12,14 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from memory_model.budget import parse_budget
 from memory_model.schedules import SCHEDULES
 from search.launch import LAUNCHERS
 from search.space_evolution import EvolutionSettings
 from search_space.errors import ConfigError
-from training.config import TrainConfig, _build, load_config, parse_override
+from training.config import TrainConfig, build_strict, load_config, read_config_mapping
 
 DEFAULT_CFG = "configs/evolve/digits-tiny.yaml"
 
@@ -148,25 +146,9 @@ def _check(cfg: SpaceEvolutionConfig) -> None:
 
 def load_evolve_config(path: str | Path | None, overrides: list[str] = ()) -> SpaceEvolutionConfig:
     """Read the YAML (default: the digits-tiny preset), apply overrides, validate strictly."""
-    path = Path(path or DEFAULT_CFG)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections")
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{text}': '{k}' is not a section")
-        node[keys[-1]] = value
+    data = read_config_mapping(Path(path or DEFAULT_CFG), overrides)
     init_points = data.pop("init_points", None)
-    cfg = _build(SpaceEvolutionConfig, data, "")
+    cfg = build_strict(SpaceEvolutionConfig, data, "")
     cfg.init_points = init_points
     _check(cfg)
     cfg.train_config()  # the recipe must load

@@ -14,8 +14,6 @@ import dataclasses
 import json
 import logging
 import shutil
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from search.report import pareto_plot, subnet_report
 from search.subnet_eval import SupernetEvaluator
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
-from training.config import parse_override
+from training.config import build_strict, read_config_mapping
 
 log = logging.getLogger("mcunas.search")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "search"
@@ -71,62 +69,12 @@ class SearchRunConfig:
         return {k: d[k] for k in ("supernet", "search", "constraint")}
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return any(_type_ok(value, t) for t in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-def _strict(cls: type, data: Any, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are ConfigErrors."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"search config section '{where or 'top level'}' must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else key
-        if key not in hints:
-            raise ConfigError(
-                f"unknown search config key '{path}'; valid keys here: {', '.join(sorted(hints))}"
-            )
-        if dataclasses.is_dataclass(hints[key]):
-            kwargs[key] = _strict(hints[key], value, path)
-        elif not _type_ok(value, hints[key]):
-            raise ConfigError(f"search config key '{path}' has the wrong type: got {value!r}")
-        else:
-            kwargs[key] = float(value) if hints[key] is float else value
-    return cls(**kwargs)
-
-
 def load_search_config(path: str | Path | None, overrides: list[str] = ()) -> SearchRunConfig:
     """Read a YAML search config (default: configs/search/default.yaml), apply ``key=value``
     overrides (dotted keys, e.g. ``search.population=20``), validate strictly."""
     path = Path(path) if path is not None else CONFIG_DIR / "default.yaml"
-    if not path.is_file():
-        raise ConfigError(f"search config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"search config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"search config {path} must hold a mapping")
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{text}': '{k}' is not a section")
-        node[keys[-1]] = value
-    cfg = _strict(SearchRunConfig, data)
+    data = read_config_mapping(path, overrides, what="search config")
+    cfg = build_strict(SearchRunConfig, data)
     build_constraint(cfg.constraint)  # validates budgets and limits
     if cfg.finetune.epochs < 0:
         raise ConfigError(f"finetune.epochs must be >= 0, got {cfg.finetune.epochs}")

@@ -213,7 +213,7 @@ def test_script_bad_input_exits_2_and_writes_nothing(supernet_ckpt: Path, tmp_pa
         (["--supernet", str(tmp_path / "missing.pth")], "does not exist"),
         (
             ["--supernet", str(supernet_ckpt), "-o", "search.populaton=3"],
-            "unknown search config key 'search.populaton'",
+            "unknown config key 'search.populaton'",
         ),
         (["--supernet", str(supernet_ckpt), "-o", "search.mutations=40"], "exceed the population"),
         (["--supernet", str(supernet_ckpt), "-o", "constraint.schedule=tflite"], "unknown memory schedule"),

@@ -126,7 +126,8 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return False
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def build_strict(cls: type, data: Any, where: str = "") -> Any:
+    """Dataclass ``cls`` from a mapping; unknown keys and wrong types are one-line ConfigErrors."""
     if not isinstance(data, dict):
         raise ConfigError(f"config section '{where or 'top level'}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -137,11 +138,15 @@ def _build(cls: type, data: Any, where: str) -> Any:
             raise ConfigError(f"unknown config key '{path}'; valid keys here: {', '.join(sorted(hints))}")
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, path)
+            kwargs[key] = build_strict(tp, value, path)
         elif not _type_ok(value, tp):
             raise ConfigError(f"config key '{path}' has the wrong type: got {value!r}, expected {_name(tp)}")
         else:
-            kwargs[key] = tuple(value) if typing.get_origin(tp) is tuple else value
+            if typing.get_origin(tp) is tuple:
+                value = tuple(value)
+            elif tp is float:
+                value = float(value)
+            kwargs[key] = value
     return cls(**kwargs)
 
 
@@ -194,19 +199,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
-    """Read a YAML config (or start from defaults), apply overrides, validate strictly."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections")
+def read_config_mapping(path: str | Path, overrides: list[str] = (), what: str = "config") -> dict[str, Any]:
+    """The mapping in a YAML file with ``section.key=value`` overrides applied."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {path} must hold a mapping of sections")
+    return apply_overrides(data, overrides)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
         keys, value = parse_override(text)
         node = data
@@ -215,7 +222,13 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{text}': '{k}' is not a section")
         node[keys[-1]] = value
-    cfg = _build(TrainConfig, data, "")
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML config (or start from defaults), apply overrides, validate strictly."""
+    data = read_config_mapping(path, overrides) if path is not None else apply_overrides({}, overrides)
+    cfg = build_strict(TrainConfig, data)
     _check_values(cfg)
     return cfg
 
