@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from timm.loss import LabelSmoothingCrossEntropy
 
 import supernet_train
 import training.loop as loop_mod
+import training.recipe as recipe_mod
 from training.checkpoint import load_checkpoint
 from training.config import load_config
 from training.run import train_supernet
@@ -112,15 +114,26 @@ def test_resume_after_interruption_is_exact(tmp_path: Path, data_dir: Path, monk
     assert read_metrics(ref_out)[-1]["holdout_top1"] == read_metrics(cut_out)[-1]["holdout_top1"]
 
 
-def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path: Path, data_dir: Path, capsys) -> None:
+def test_non_finite_loss_stops_with_last_good_checkpoint(
+    tmp_path: Path, data_dir: Path, capsys, monkeypatch
+) -> None:
     out = tmp_path / "run"
     path = write_cfg(tmp_path / "c.yaml", data_dir, out, optim={"epochs": 1})
     assert supernet_train.main(["--cfg", str(path)]) == 0
     before = (out / "checkpoint.pth").read_bytes()
-    # Continue to more epochs with an absurd learning rate: the loss overflows in epoch 2.
-    code = supernet_train.main(
-        ["--cfg", str(path), "--epochs", "3", "-o", "optim.lr=1e30", "-o", "optim.clip_grad=null"]
-    )
+
+    class Diverging(LabelSmoothingCrossEntropy):
+        """The recipe's loss, turning NaN from the 4th step of the continued run."""
+
+        calls = 0
+
+        def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            Diverging.calls += 1
+            loss = super().forward(x, target)
+            return loss * float("nan") if Diverging.calls > 3 else loss
+
+    monkeypatch.setattr(recipe_mod, "LabelSmoothingCrossEntropy", Diverging)
+    code = supernet_train.main(["--cfg", str(path), "--epochs", "3"])
     err = capsys.readouterr().err
     assert code == 1
     assert "loss is" in err and "last good checkpoint" in err
