@@ -150,6 +150,26 @@ def fit(job: Job, cfg: TrainConfig) -> dict[str, Any]:
     return summary
 
 
+def restore(model: nn.Module, recipe: Recipe, ckpt: dict[str, Any] | None, source: object) -> int:
+    """Load a checkpoint's model and recipe states; returns the epoch to continue from."""
+    if ckpt is None:
+        return 0
+    model.load_state_dict(ckpt["model"])
+    recipe.load_state_dict(ckpt)
+    log.info("resuming from %s at epoch %d", source, ckpt["epoch"])
+    return ckpt["epoch"]
+
+
+def wrap_distributed(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
+    """The model wrapped in DDP under torchrun (a supernet leaves inactive weights unused)."""
+    if not info.distributed:
+        return model
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused_parameters
+    )
+
+
 def _step_sampler(job: Job, seed: int, epoch: int) -> Callable[[int], list[SubnetConfig]] | None:
     """The subnets of each step of one epoch, drawn from a generator seeded by (seed, epoch)."""
     if job.sampler is None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from search_space.config import SubnetConfig
 from search_space.space import SearchSpace, load_space
@@ -20,7 +19,7 @@ from training.checkpoint import atomic_write_text, load_checkpoint
 from training.config import TrainConfig, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed
-from training.loop import CKPT_NAME, Job, fit, seed_epoch, setup_logging
+from training.loop import CKPT_NAME, Job, fit, restore, seed_epoch, setup_logging, wrap_distributed
 from training.multiscale import MultiScaleBatchSampler, multiscale_loader
 from training.recipe import amp_dtype, build_recipe
 
@@ -90,16 +89,8 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
         report = warm_start(model, src["model"], space_from_checkpoint(src))
         log.info("warm-started from %s (%s)", cfg.model.init_supernet, report.summary())
     recipe = build_recipe(model, cfg, info, len(loaders.train), mixup=loaders.mixup is not None)
-    start_epoch = 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        recipe.load_state_dict(ckpt)
-        start_epoch = ckpt["epoch"]
-        log.info("resuming from %s at epoch %d", resume or ckpt_path, start_epoch)
-    net = model
-    if info.distributed:
-        ids = [info.device.index] if info.device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    start_epoch = restore(model, recipe, ckpt, resume or ckpt_path)
+    net = wrap_distributed(model, info, find_unused_parameters=True)
     subnets = eval_subnets(space, cfg.seed, cfg.eval.num_subnets)
     if info.is_main:
         atomic_write_text(

@@ -17,7 +17,7 @@ from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed
-from training.loop import CKPT_NAME, Job, fit, seed_epoch, setup_logging
+from training.loop import CKPT_NAME, Job, fit, restore, seed_epoch, setup_logging, wrap_distributed
 from training.recipe import amp_dtype, build_recipe
 
 log = logging.getLogger("mcunas.train")
@@ -56,16 +56,8 @@ def train_static(
         seed_epoch(cfg.seed, info.rank, 1_000_000)
         model: nn.Module = build_model().to(info.device)
         recipe = build_recipe(model, cfg, info, len(loaders.train), mixup=loaders.mixup is not None)
-        start_epoch = 0
-        if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
-            recipe.load_state_dict(ckpt)
-            start_epoch = ckpt["epoch"]
-            log.info("resuming from %s at epoch %d", ckpt_path, start_epoch)
-        net = model
-        if info.distributed:
-            ids = [info.device.index] if info.device.type == "cuda" else None
-            net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        start_epoch = restore(model, recipe, ckpt, ckpt_path)
+        net = wrap_distributed(model, info)
         log.info(
             "static model %s: %.3fM params; %d train images, %d steps/epoch",
             describe, sum(p.numel() for p in model.parameters()) / 1e6, len(loaders.train.dataset),
