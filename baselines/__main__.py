@@ -2,10 +2,11 @@
 
 Profiles the seed models (EfficientFormer, MobileViT, MobileOne; timm, untrained) at MCU
 resolutions: peak SRAM (int8, TFLM planner and max-live), flash, params, FLOPs and whether each
-fits; with ``--train-epochs`` trains every model that fits (its largest fitting resolution) on
-the training config's data with the searched subnet's finetune recipe. Writes results.json,
+fits; with ``--train-epochs`` trains every model that fits (its largest fitting resolution
+under each budget) on the training config's data with the searched subnet's finetune recipe. Writes results.json,
 table.md and plot.png (searched subnets beside the baselines when ``--searched`` or
-runs/search holds one). Rerunning reuses cached profiles and resumes training.
+runs/search holds one; with ``--train-epochs`` each searched subnet is also trained from scratch
+with the same recipe, the like-for-like row to the baselines). Rerunning reuses cached profiles and resumes training.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help="SRAM budget(s), comma-separated (first one: plot line). " + BUDGET_HELP,
     )
+    p.add_argument(
+        "--flash-budget",
+        default=None,
+        help="flash limit shown beside the SRAM budgets, e.g. 1MB (the STM32F746's); same units",
+    )
     p.add_argument("--train-epochs", type=int, default=None, help="train the fitting models this many epochs")
     p.add_argument(
         "--train-cfg", default="configs/train/digits-tiny.yaml", help="training config (data, recipe)"
@@ -36,9 +42,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", default="runs/baselines", help="output directory")
     p.add_argument("--models", default=None, help="comma-separated subset of the zoo (default: all)")
     p.add_argument(
-        "--searched", default=None, help="subnet YAML or search output dir (default: runs/search if present)"
+        "--train-models",
+        default=None,
+        help="comma-separated models to train (default: every profiled model that fits)",
+    )
+    p.add_argument(
+        "--searched",
+        default=None,
+        help="comma-separated evolution_search.py output dirs or subnet YAMLs "
+        "(default: runs/search if present)",
     )
     return p.parse_args(argv)
+
+
+def _to_train(rows: list[dict], specs: tuple, budgets: list[int]) -> list[dict]:
+    """Per budget, each model's largest fitting resolution (deduplicated, smallest first)."""
+    chosen: dict[tuple[str, int], dict] = {}
+    for budget in budgets:
+        for spec in specs:
+            fitting = [r for r in rows if r["model"] == spec.name and r["peak_bytes"] <= budget]
+            if fitting:
+                best = max(fitting, key=lambda r: r["img_size"])
+                chosen[(best["model"], best["img_size"])] = best
+    return sorted(chosen.values(), key=lambda r: r["flops"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,12 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         budgets = [parse_budget(b.strip()) for b in args.budget.split(",") if b.strip()]
         if not budgets:
             raise ConfigError("--budget is empty; pass e.g. 320KB")
+        flash_budget = None if args.flash_budget is None else parse_budget(args.flash_budget)
         if args.train_epochs is not None and args.train_epochs < 1:
             raise ConfigError(f"--train-epochs must be >= 1, got {args.train_epochs}")
         import torch
 
         from baselines.report import load_searched, profile_searched, write_results
-        from baselines.zoo import ZOO, profile_zoo, train_baseline
+        from baselines.zoo import ZOO, profile_zoo, train_baseline, train_from_scratch
+        from search_space.config import SubnetConfig
+        from search_space.static import StaticViT
 
         specs = ZOO
         if args.models:
@@ -64,19 +93,29 @@ def main(argv: list[str] | None = None) -> int:
                     f"unknown model {unknown[0]!r}; choose from {', '.join(s.name for s in ZOO)}"
                 )
             specs = tuple(s for s in ZOO if s.name in wanted)
+        train_specs = specs
+        if args.train_models:
+            wanted = [m.strip() for m in args.train_models.split(",") if m.strip()]
+            unknown = sorted(set(wanted) - {s.name for s in specs})
+            if unknown:
+                raise ConfigError(
+                    f"--train-models names {unknown[0]!r}, which is not profiled; choose from "
+                    f"{', '.join(s.name for s in specs)}"
+                )
+            train_specs = tuple(s for s in specs if s.name in wanted)
         train_cfg = None
         if args.train_epochs is not None:
             from training.config import load_config
 
             train_cfg = load_config(args.train_cfg)
-        searched_path = args.searched or (DEFAULT_SEARCH_DIR if DEFAULT_SEARCH_DIR.exists() else None)
         searched = []
-        if searched_path is not None:
+        if args.searched:
+            for path in (p.strip() for p in args.searched.split(",") if p.strip()):
+                searched += load_searched(path)
+        elif DEFAULT_SEARCH_DIR.exists():
             try:
-                searched = load_searched(searched_path)
+                searched = load_searched(DEFAULT_SEARCH_DIR)
             except ConfigError as err:
-                if args.searched:
-                    raise
                 logging.getLogger("mcunas.baselines").info("no searched subnet shown: %s", err)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -85,17 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     rows = profile_zoo(specs, output / "profiles")
     if train_cfg is not None:
-        for spec in specs:
-            fitting = [r for r in rows if r["model"] == spec.name and r["peak_bytes"] <= budgets[0]]
-            if not fitting:
-                continue
-            best = max(fitting, key=lambda r: r["img_size"])
-            run_dir = output / "train" / f"{spec.name}@{best['img_size']}"
+        for best in _to_train(rows, train_specs, budgets):
+            run_dir = output / "train" / f"{best['model']}@{best['img_size']}"
             best["test_top1"] = train_baseline(
-                spec.name, best["img_size"], train_cfg, args.train_epochs, run_dir
+                best["model"], best["img_size"], train_cfg, args.train_epochs, run_dir
             )
-    rows += [profile_searched(e) for e in searched]
-    paths = write_results(rows, budgets, output)
+    own = [profile_searched(e) for e in searched]
+    if train_cfg is not None:
+        for row, entry in zip(own, searched, strict=True):
+            cfg = SubnetConfig.from_dict(entry["subnet"])
+            run_dir = output / "train" / f"searched-{cfg.digest()[:8]}-scratch"  # one run per architecture
+            row["scratch_test_top1"] = train_from_scratch(
+                lambda cfg=cfg: StaticViT(cfg), cfg.img_size, train_cfg, args.train_epochs, run_dir,
+                {"searched_from_scratch": cfg.to_dict()},
+            )  # fmt: skip
+    rows += own
+    paths = write_results(rows, budgets, output, flash_budget)
     print(paths["table"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -2,7 +2,8 @@
 
 Every model is built with ``pretrained=False`` (nothing downloads) and ``num_classes=10`` (the
 embedded digits data). MobileOne is measured and trained after
-``timm.utils.model.reparameterize_model`` (its deployed, single-branch form). Resolutions are
+``timm.utils.model.reparameterize_model`` (its deployed, single-branch form) and trained in
+its multi-branch form. Resolutions are
 the model's default plus MCU-sized ones where the architecture allows: EfficientFormer (v1)
 has 7x7 attention biases tied to 224 px, so it only runs at 224; EfficientFormer-V2 takes the
 image size at construction; MobileViT and MobileOne are resolution-agnostic. Large width
@@ -128,25 +129,35 @@ def profile_zoo(
     return rows
 
 
-def train_baseline(name: str, img_size: int, train_cfg: Any, epochs: int, output: str | Path) -> float | None:
-    """Train one baseline on the training config's data with the searched subnet's finetune
-    recipe (``deploy.finetune.finetune_config``: same optimiser and schedule, ``epochs``
-    epochs) in its deployed form; rerunning resumes. Returns test top-1 (%)."""
+def train_from_scratch(
+    build: Any, img_size: int, train_cfg: Any, epochs: int, output: str | Path, describe: dict[str, Any]
+) -> float | None:
+    """Train ``build()`` from its random initialisation on the training config's data with the
+    searched subnet's finetune recipe (``deploy.finetune.finetune_config``: same optimiser and
+    schedule, ``epochs`` epochs); rerunning resumes. Returns test top-1 (%)."""
     from deploy.finetune import finetune_config
     from training.static_train import train_static
 
     cfg = finetune_config(train_cfg, epochs, output)
 
-    def build() -> nn.Module:
+    def seeded() -> nn.Module:
         torch.manual_seed(train_cfg.seed)
-        return deployed_form(build_baseline(name, img_size)).train()
+        return build().train()
 
-    summary = train_static(
-        build,
-        cfg,
-        img_size=img_size,
-        num_classes=NUM_CLASSES,
-        describe={"baseline": name, "img_size": img_size},
-    )
+    summary = train_static(seeded, cfg, img_size=img_size, num_classes=NUM_CLASSES, describe=describe)
     top1 = summary.get("test_top1") or {}
     return float(next(iter(top1.values()))) if top1 else None
+
+
+def train_baseline(name: str, img_size: int, train_cfg: Any, epochs: int, output: str | Path) -> float | None:
+    """Train one baseline from scratch (:func:`train_from_scratch`). MobileOne trains in its
+    multi-branch form (its merged deployed form has no batch norm left to train) and is
+    evaluated in eval mode, where the two forms compute the same function."""
+    return train_from_scratch(
+        lambda: build_baseline(name, img_size),
+        img_size,
+        train_cfg,
+        epochs,
+        output,
+        {"baseline": name, "img_size": img_size},
+    )

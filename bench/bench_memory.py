@@ -2,19 +2,30 @@
 mcuformer-t space, and the ``mcu`` analytic peak == int8 executor high-water mark on
 random tiny subnets.
 
-Run: ``.venv/bin/python bench/bench_memory.py [--subnets 1000] [--configs 100000]``
+Also R (share of subnets within budget) of the mcuformer-t space per rank ratio and patch size
+at 320 KB. Run: ``.venv/bin/python bench/bench_memory.py [--subnets 1000] [--configs 100000] [--json PATH]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
-from memory_model import encode_configs, mcu_peak_bytes, peak_bytes_batch, sample_batch
+from memory_model import (
+    encode_configs,
+    mcu_peak_bytes,
+    parse_budget,
+    peak_bytes_batch,
+    sample_batch,
+    share_within_budget,
+)
 from memory_model.int8.verify import check_mcu_schedule, tiny_spaces
 from search_space import load_space
+from training.checkpoint import atomic_write_text
 
 
 def bench_scoring(n_configs: int, n_scalar: int, seed: int) -> tuple[float, float]:
@@ -42,13 +53,30 @@ def bench_executor(n_subnets: int, seed: int) -> tuple[int, int]:
     return exact, n_subnets
 
 
-def main() -> None:
+def r_table(budget: str, seed: int, samples: int = 2_000) -> dict[str, float]:
+    """R at ``budget`` of each (rank ratio, patch size) point of the mcuformer-t space (``mcu``
+    schedule, weights staged in SRAM layer by layer: the paper's assumption)."""
+    space, budget_bytes = load_space("mcuformer-t"), parse_budget(budget)
+    out = {}
+    for rank in space.rank_ratio:
+        for patch in space.patch_size:
+            point = space.replace(rank_ratio=(rank,), patch_size=(patch,))
+            est = share_within_budget(
+                point, budget_bytes, "mcu", np.random.default_rng(seed), samples, weights_in_sram=True
+            )
+            out[f"r{rank}_p{patch}"] = float(est.share)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", type=int, default=100_000, help="configs for the vectorised path")
     parser.add_argument("--scalar", type=int, default=2_000, help="configs for the scalar path")
     parser.add_argument("--subnets", type=int, default=1_000, help="tiny subnets run by the executor")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--budget", default="320KB", help="budget of the R table")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
     vec, scalar = bench_scoring(args.configs, args.scalar, args.seed)
     print(f"mcu scoring on mcuformer-t: vectorised {vec:,.0f} configs/s (sampling + scoring), "
           f"scalar {scalar:,.0f} configs/s, ratio {vec / scalar:,.0f}x")  # fmt: skip
@@ -56,9 +84,20 @@ def main() -> None:
     exact, total = bench_executor(args.subnets, args.seed)
     print(f"mcu analytic == int8 executor high-water mark: {exact}/{total} subnets "
           f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+    t0 = time.perf_counter()
+    r = r_table(args.budget, args.seed)
+    r_s = time.perf_counter() - t0
+    print(f"R at {args.budget} (mcu, weights in SRAM, 2000 samples per point, {r_s:.1f} s for {len(r)} points): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))  # fmt: skip
     ok = exact == total and vec >= 100_000
     print(f"SUMMARY memory: vectorised {vec:,.0f}/s ({vec / scalar:,.0f}x scalar), "
           f"executor exact {exact}/{total}: {'OK' if ok else 'CHECK'}")  # fmt: skip
+    if args.json:
+        figures = {
+            "vectorised_configs_per_s": vec, "scalar_configs_per_s": scalar, "executor_exact": exact,
+            "executor_subnets": total, "r_budget": args.budget, "r_by_point": r, "r_seconds": r_s,
+        }  # fmt: skip
+        atomic_write_text(Path(args.json), json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

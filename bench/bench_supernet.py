@@ -4,15 +4,17 @@ One step = forward + backward + AdamW on a batch of 64 random images (CPU). All 
 case are timed round-robin in the same run and the medians compared, so machine noise hits
 them alike. Target: supernet / static <= 1.10.
 
-    python bench/bench_supernet.py [--batch 64] [--rounds 7] [--steps 3]
+    python bench/bench_supernet.py [--batch 64] [--rounds 7] [--steps 3] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from timm.models.vision_transformer import VisionTransformer
 from search_space import SearchSpace, SubnetConfig, load_space
 from search_space.static import StaticViT
 from search_space.supernet import Supernet
+from training.checkpoint import atomic_write_text
 
 
 def timm_vit(cfg: SubnetConfig) -> VisionTransformer:
@@ -94,19 +97,20 @@ def cases() -> list[tuple[str, SearchSpace, SubnetConfig, bool]]:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
     print("| case | active config | supernet ms | static ms | timm ms | supernet/static | supernet/timm |")
     print("|---|---|---|---|---|---|---|")
-    worst = 0.0
+    worst, rows = 0.0, []
     for label, space, cfg, comparable in cases():
         net = Supernet(space)
         net.set_active(cfg)
@@ -116,6 +120,7 @@ def main() -> None:
         t = measure(models, args.batch, cfg, args.rounds, args.steps)
         ratio = t["supernet"] / t["static"]
         worst = max(worst, ratio)
+        rows.append({"case": label, "config": cfg.short(), "ms": {k: 1e3 * v for k, v in t.items()}})
         timm_ms = f"{1e3 * t['timm']:.1f}" if "timm" in t else "-"
         timm_ratio = f"{t['supernet'] / t['timm']:.3f}" if "timm" in t else "-"
         print(
@@ -125,6 +130,9 @@ def main() -> None:
         )
     verdict = "meets" if worst <= 1.10 else "misses"
     print(f"summary: worst supernet/static training-step ratio {worst:.3f} ({verdict} the 1.10 target)")
+    if args.json:
+        figures = {"batch": args.batch, "threads": torch.get_num_threads(), "cases": rows, "worst": worst}
+        atomic_write_text(Path(args.json), json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@
 3. Compares: epochs spent by each, and the grid's S at the chosen point vs the grid's best S
    (both measured at E = t, so the comparison is fair); the evolution's own S (at its larger E)
    is printed too. Target: within 0.01 (1 point) of the grid-best S with <= 25% of its epochs.
+   The evolution's total epochs are capped at ``--epoch-share`` of the grid's (soft: a visit
+   that starts under the cap finishes), and the grid-best and chosen points are retrained with
+   another seed (``--noise-seed``) to show how far S moves from training noise alone.
 """
 
 from __future__ import annotations
@@ -35,8 +38,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--grid", choices=("full", "coarse"), default="full", help="coarse: every other rank ratio"
     )
+    p.add_argument(
+        "--epoch-share",
+        type=float,
+        default=0.25,
+        help="cap the evolution's total epochs at this share of the grid's (0 = the config's own cap)",
+    )
+    p.add_argument(
+        "--noise-seed",
+        type=int,
+        default=1,
+        help="retrain the grid-best and the chosen point with this recipe seed: the S noise floor "
+        "(-1 = skip)",
+    )
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args(argv)
+
+
+def _grid_points(grid_shape: tuple[int, int], coarse: bool) -> list[tuple[int, int]]:
+    ranks = range(0, grid_shape[0], 2 if coarse else 1)
+    return [(i, j) for i in ranks for j in range(grid_shape[1])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,15 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     common = [*args.overrides, f"score.budget={args.budget}B", "progress=false"]
     try:
-        evo_run = EvolveRun(load_evolve_config(args.cfg, [*common, f"output={out / 'evolve'}"]))
         grid_run = EvolveRun(load_evolve_config(args.cfg, [*common, f"output={out / 'grid'}"]))
+        grid, t = grid_run.grid, grid_run.settings.epochs_per_visit
+        points = _grid_points(grid.shape, args.grid == "coarse")
+        evo_over = [*common, f"output={out / 'evolve'}"]
+        if args.epoch_share > 0:
+            evo_over.append(f"evolve.max_total_epochs={max(1, int(args.epoch_share * t * len(points)))}")
+        evo_run = EvolveRun(load_evolve_config(args.cfg, evo_over))
+        noise_run = None
+        if args.noise_seed >= 0:
+            noise_over = [*common, f"output={out / 'noise'}", f"recipe.overrides.seed={args.noise_seed}"]
+            noise_run = EvolveRun(load_evolve_config(args.cfg, noise_over))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     chosen = evo_run.run()
-    grid, t = grid_run.grid, grid_run.settings.epochs_per_visit
-    ranks = range(0, grid.shape[0], 2 if args.grid == "coarse" else 1)
-    points = [(i, j) for i in ranks for j in range(grid.shape[1])]
     chosen_pt = grid.index(chosen["rank_ratio"], chosen["patch_size"])
     if chosen_pt not in points:
         points.append(chosen_pt)  # the coarse grid must still score the chosen point
@@ -63,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     best_key = max(scores, key=lambda k: scores[k]["S"])
     grid_epochs = t * len(points)
     s_chosen, s_best = scores[chosen["point"]]["S"], scores[best_key]["S"]
+    rank = 1 + sum(v["S"] > s_chosen for v in scores.values())
+    noise: dict[str, dict] = {}
+    if noise_run is not None:  # the same grid measurement with another training seed
+        for key in dict.fromkeys([best_key, chosen["point"]]):
+            pt = next(p for p in points if grid.key(p) == key)
+            req = VisitRequest(f"{key}/seed{args.noise_seed}", pt, grid.value(pt), t, None, t)
+            noise[key] = {"S": noise_run.visit(req)["S"], "S_seed0": scores[key]["S"]}
     summary = {
         "grid": args.grid,
         "grid_points": len(points),
@@ -74,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_evolution": chosen["total_epochs"],
         "epochs_grid": grid_epochs,
         "epoch_ratio": chosen["total_epochs"] / grid_epochs,
+        "chosen_rank_in_grid": rank,
+        "noise_seed": args.noise_seed,
+        "noise": noise,
+        "noise_floor_S": max((abs(v["S"] - v["S_seed0"]) for v in noise.values()), default=None),
         "grid_scores": scores,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
@@ -84,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"evolution chose {chosen['point']} (grid S {s_chosen:.4f}; its own S {chosen['S']:.4f} at E={chosen['E']}); "
         f"grid best {best_key} S {s_best:.4f}; gap {s_best - s_chosen:+.4f}; epochs {chosen['total_epochs']} vs "
-        f"{grid_epochs} ({100 * summary['epoch_ratio']:.0f}%)"
+        f"{grid_epochs} ({100 * summary['epoch_ratio']:.0f}%); chosen point ranks {rank} of {len(scores)}"
     )
+    for key, v in noise.items():
+        print(f"noise floor: {key} S {v['S_seed0']:.4f} (seed 0) vs {v['S']:.4f} (seed {args.noise_seed})")
     return 0
 
 

@@ -17,12 +17,14 @@ One step at the current point x:
 3. Move ``u_i += sign(w_i) * floor(|w_i| / h_i)`` (toward higher S; symmetric rounding),
    capped at ``max_move`` steps and clipped to the grid.
 4. Stop when no axis moves, the new point was already on the path, or at ``max_steps`` /
-   ``max_total_epochs``; otherwise train the new point ``t`` epochs, warm-started from the
-   nearest trained supernet (its own when it was trained before), and repeat.
+   ``max_total_epochs`` (a hard cap: a step stops before a catch-up or visit would cross it);
+   otherwise train the new point ``t`` epochs, warm-started from the nearest trained supernet
+   (its own when it was trained before), and repeat.
 
 On a stop after a fit, the chosen point is the best measured S of that fit's neighbourhood
 (the current point and its neighbours, all trained for the same E), so an update that
-overshoots the optimum or a cycle between two points still ends on the better one.
+overshoots the optimum or a cycle between two points still ends on the better one. A stop by
+a limit (steps or epochs) before the current point's fit chooses the path's best S.
 
 Resume: the run is a deterministic replay. Every visit has a stable id (``<point>/v<n>``) and
 its result is cached in the state file, written atomically after every visit and every step;
@@ -287,7 +289,18 @@ class SpaceEvolution:
         return min(self.points, key=lambda p: (round(math.dist(p, x), 9), -self.points[p].epochs, p))
 
     # ---- one step -----------------------------------------------------------------------
-    def _neighbourhood(self, x: Point) -> tuple[list[Point], list[str]]:
+    def _affordable(self, epochs: int) -> bool:
+        """Whether ``epochs`` more keep the run within ``max_total_epochs`` (a hard cap: a step
+        stops before a catch-up or a visit that would cross it)."""
+        cap = self.settings.max_total_epochs
+        if cap is not None and self.total_epochs + epochs > cap:
+            self.stop_reason = "max_total_epochs reached"
+            return False
+        return True
+
+    def _neighbourhood(self, x: Point) -> tuple[list[Point], list[str] | None]:
+        """The k nearest points trained as long as ``x`` (catching neighbours up first); ``None``
+        instead of the caught-up list when the catch-up would cross the epoch cap."""
         k, e_x = self.settings.neighbours, self.points[x].epochs
         same = [p for p in self.points if self.points[p].epochs == e_x]
         if len(same) >= k:
@@ -299,6 +312,9 @@ class SpaceEvolution:
         if x not in nbrs:
             nbrs = [x, *nbrs[:-1]]
         target = max(self.points[p].epochs for p in nbrs)
+        lags = sum(target - self.points[p].epochs for p in nbrs)
+        if not self._affordable(lags):
+            return nbrs, None
         caught = []
         for p in nbrs:
             lag = target - self.points[p].epochs
@@ -309,6 +325,8 @@ class SpaceEvolution:
 
     def _step(self, step: int, x: Point) -> Point | None:
         nbrs, caught = self._neighbourhood(x)
+        if caught is None:
+            return None
         coords = np.array(nbrs, float)
         scores = np.array([self.points[p].S for p in nbrs])
         fit = local_fit(coords, scores)
@@ -341,8 +359,7 @@ class SpaceEvolution:
         if any(t["point"] == list(new) for t in self.trajectory):
             self.stop_reason = f"repeat: {self.grid.key(new)} is already on the path"
             return None
-        if self.settings.max_total_epochs is not None and self.total_epochs >= self.settings.max_total_epochs:
-            self.stop_reason = "max_total_epochs reached"
+        if not self._affordable(self.settings.epochs_per_visit):
             return None
         src = new if new in self.points else self._warm_source(new)
         self._visit(new, self.settings.epochs_per_visit, src)
@@ -359,6 +376,11 @@ class SpaceEvolution:
             zip(fit["neighbour_S"], fit["neighbours"], strict=True), key=lambda t: (t[0], t[1] == fit["at"])
         )
         return keys[best[1]]
+
+    def _best_on_path(self) -> Point:
+        """The path's point with the highest current S (ties: the earlier one)."""
+        path = list(dict.fromkeys(tuple(t["point"]) for t in self.trajectory))
+        return max(path, key=lambda p: (self.points[p].S, -path.index(p)))
 
     def _add_to_path(self, pt: Point, step: int) -> None:
         rec = self.points[pt]
@@ -377,22 +399,26 @@ class SpaceEvolution:
             self._visit(pt, s.epochs_per_visit, None)
         x = max(self.points, key=lambda p: (self.points[p].S, -list(self.points).index(p)))
         self._add_to_path(x, 0)
-        chosen: Point = x
+        chosen: Point | None = x
         bar = tqdm(range(s.max_steps), desc="space evolution", disable=None if progress else True)
         for step in bar:
-            if s.max_total_epochs is not None and self.total_epochs >= s.max_total_epochs:
-                self.stop_reason = "max_total_epochs reached"
-                break
             nxt = self._step(step, x)
             self._save()
             if self.stop_reason is not None:
-                chosen = self._best_of_last_fit(x)
+                chosen = (
+                    self._best_of_last_fit(x)
+                    if self.fits and self.fits[-1]["at"] == self.grid.key(x)
+                    else None
+                )
                 break
             x = chosen = nxt
             bar.set_postfix(at=self.grid.key(x), S=f"{self.points[x].S:.3f}", epochs=self.total_epochs)
         bar.close()
         if self.stop_reason is None:
             self.stop_reason = "max_steps reached"
+            chosen = None
+        if chosen is None:  # stopped by a limit, not by the update: the best point on the path
+            chosen = self._best_on_path()
         if s.final_epochs > 0:
             self._visit(chosen, s.final_epochs, chosen, label="final")
         self.status = "done"

@@ -7,8 +7,8 @@ import pytest
 import torch
 import yaml
 
-from baselines.__main__ import main
-from baselines.report import load_searched, profile_searched, write_results
+from baselines.__main__ import _to_train, main
+from baselines.report import best_per_budget, load_searched, profile_searched, write_results
 from baselines.zoo import ZOO, build_baseline, deployed_form, profile_baseline, profile_zoo, spec_for
 from memory_model import peak_sram
 from search_space.config import SubnetConfig
@@ -123,3 +123,37 @@ def test_multiscale_loader_batches_images() -> None:
     sizes = [x.shape[0] for x, _ in loader]
     assert sizes == [b for _, b in s.plan(0)] and set(sizes) == {4, 14}  # 17 and 5 tokens: 4 * 17 / 5 = 13.6
     assert np.isclose(len(s), np.ceil(100 / np.mean([4, 14])))
+
+
+def test_search_output_dir_reads_the_finetuned_top1_and_its_schedule(tmp_path) -> None:
+    run = tmp_path / "search"
+    run.mkdir()
+    report = {"best": TINY.to_dict(), "test_top1": 80.0, "finetune": {"epochs": 3, "test_top1": 85.5}}
+    (run / "report.json").write_text(json.dumps(report))
+    cfg = {"constraint": {"budget": 320 * 1024, "schedule": "mcu", "weights_in_sram": True}}
+    (run / "search_config.yaml").write_text(yaml.safe_dump(cfg))
+    (entry,) = load_searched(run)
+    assert entry["test_top1"] == 85.5 and entry["inherited_test_top1"] == 80.0
+    assert entry["label"] == "searched@320.0 KB" and entry["schedule"] == "mcu"
+    row = profile_searched(entry)
+    assert row["runtime_peak_bytes"] == peak_sram(TINY, "mcu", weights_in_sram=True).peak_bytes
+    assert row["peak_bytes"] == peak_sram(TINY, "tflm").peak_bytes != row["runtime_peak_bytes"]
+    base = {"model": "m", "family": "mobileone", "img_size": 96, "params": 1, "flops": 1, "flash_bytes": 2048,
+            "max_live_bytes": 10, "peak_bytes": row["runtime_peak_bytes"] + 1, "test_top1": 90.0}  # fmt: skip
+    lo, hi = row["runtime_peak_bytes"], row["runtime_peak_bytes"] + 1
+    table = best_per_budget([row, base], [lo, hi])
+    first, second = table.strip().splitlines()[2:]
+    assert "| – | – | – |" in first and "85.5" in first  # only the searched subnet fits the lower budget
+    assert "| m (96) | 90.0 |" in second
+    flash = best_per_budget([row, base], [hi], flash_budget_bytes=1024)
+    assert "| none fits |" in flash and "≤ 1.0 KB flash" in flash  # the baseline needs more flash than that
+
+
+def test_each_budget_trains_its_largest_fitting_resolution() -> None:
+    rows = [
+        {"model": "a", "img_size": px, "peak_bytes": peak, "flops": px}
+        for px, peak in ((96, 100), (128, 200), (160, 400))
+    ]
+    spec = type("S", (), {"name": "a"})
+    picked = _to_train(rows, (spec,), [150, 250, 500, 50])
+    assert [r["img_size"] for r in picked] == [96, 128, 160]

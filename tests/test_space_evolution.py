@@ -230,3 +230,25 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
         evolve_space.main(["--budget", "lots", "--output", str(out)])
     assert exc.value.code == 2
     assert not out.exists()
+
+
+def test_epoch_cap_is_hard_and_a_capped_run_keeps_the_best_point():
+    f = lambda i, j, e: 0.02 * i - 0.03 * (j - 1) ** 2 + 0.001 * e  # noqa: E731
+    init = ((0.4, 6), (0.5, 6), (0.4, 7))
+    uncapped, _, _ = evolve(f, init_points=init, max_steps=10, epochs_per_visit=2)
+    branches = set()
+    for cap in range(6, uncapped["total_epochs"] + 4):
+        res, evo, calls = evolve(f, init_points=init, max_steps=10, epochs_per_visit=2, max_total_epochs=cap)
+        assert res["total_epochs"] == sum(c.epochs for c in calls) <= cap  # catch-ups included
+        if uncapped["total_epochs"] <= cap:
+            assert res == uncapped  # a cap the run never reaches changes nothing
+            continue
+        assert res["stop_reason"] == "max_total_epochs reached"
+        here = GRID.key(tuple(evo.trajectory[-1]["point"]))
+        if evo.fits and evo.fits[-1]["at"] == here:  # stopped after the fit: best of that neighbourhood
+            expected, branch = max(evo.fits[-1]["neighbour_S"]), "fit"
+        else:  # stopped before it (a catch-up would cross the cap): the path's best point
+            expected, branch = max(evo.points[tuple(t["point"])].S for t in evo.trajectory), "path"
+        assert res["S"] == pytest.approx(expected, abs=1e-6)
+        branches.add(branch)
+    assert branches == {"fit", "path"}
