@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--budget",
         required=True,
-        help="SRAM budget(s), comma-separated (first one: plot line). " + BUDGET_HELP,
+        help="SRAM budget(s), comma-separated (one plot line each). " + BUDGET_HELP,
     )
     p.add_argument(
         "--flash-budget",
@@ -53,6 +53,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: runs/search if present)",
     )
     return p.parse_args(argv)
+
+
+def _pick(names: str | None, specs: tuple, flag: str) -> tuple:
+    """The specs a comma-separated ``flag`` value names (all of ``specs`` when it is unset)."""
+    if not names:
+        return specs
+    wanted = [m.strip() for m in names.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(
+            f"{flag}: unknown model {unknown[0]!r}; choose from {', '.join(s.name for s in specs)}"
+        )
+    return tuple(s for s in specs if s.name in wanted)
 
 
 def _to_train(rows: list[dict], specs: tuple, budgets: list[int]) -> list[dict]:
@@ -84,25 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         from search_space.config import SubnetConfig
         from search_space.static import StaticViT
 
-        specs = ZOO
-        if args.models:
-            wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-            unknown = sorted(set(wanted) - {s.name for s in ZOO})
-            if unknown:
-                raise ConfigError(
-                    f"unknown model {unknown[0]!r}; choose from {', '.join(s.name for s in ZOO)}"
-                )
-            specs = tuple(s for s in ZOO if s.name in wanted)
-        train_specs = specs
-        if args.train_models:
-            wanted = [m.strip() for m in args.train_models.split(",") if m.strip()]
-            unknown = sorted(set(wanted) - {s.name for s in specs})
-            if unknown:
-                raise ConfigError(
-                    f"--train-models names {unknown[0]!r}, which is not profiled; choose from "
-                    f"{', '.join(s.name for s in specs)}"
-                )
-            train_specs = tuple(s for s in specs if s.name in wanted)
+        specs = _pick(args.models, ZOO, "--models")
+        train_specs = _pick(args.train_models, specs, "--train-models")
         train_cfg = None
         if args.train_epochs is not None:
             from training.config import load_config

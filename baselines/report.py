@@ -200,8 +200,8 @@ def best_per_budget(
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], budget_bytes: int, path: str | Path) -> Path:
-    """Accuracy (or, with no accuracies yet, MFLOPs) vs peak SRAM, with the budget line."""
+def plot(rows: list[dict[str, Any]], budgets_bytes: list[int], path: str | Path) -> Path:
+    """Accuracy (or, with no accuracies yet, MFLOPs) vs peak SRAM, one line per budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +219,10 @@ def plot(rows: list[dict[str, Any]], budget_bytes: int, path: str | Path) -> Pat
         ax.scatter(xs, ys, label=family, marker=marker, s=140 if family == "searched" else 36)
         for r, x, y in zip(pts, xs, ys, strict=True):
             ax.annotate(f"{r['model'].split(' ')[0]}@{r['img_size']}", (x, y), fontsize=6, alpha=0.7)
-    ax.axvline(budget_bytes / 1024, color="red", linestyle="--", label=f"budget {format_bytes(budget_bytes)}")
+    for k, b in enumerate(sorted(budgets_bytes)):
+        ax.axvline(
+            b / 1024, color="red", linestyle="--", alpha=1.0 - 0.25 * k, label=f"budget {format_bytes(b)}"
+        )
     ax.set_xscale("log")
     if not use_acc:
         ax.set_yscale("log")
@@ -254,5 +257,5 @@ def write_results(
     if any(r.get("test_top1") is not None for r in rows):
         table += "\n" + best_per_budget(rows, budgets_bytes, flash_budget_bytes)
     atomic_write_text(paths["table"], table)
-    plot(rows, budgets_bytes[0], paths["plot"])
+    plot(rows, budgets_bytes, paths["plot"])
     return paths
