@@ -366,10 +366,11 @@ class SpaceEvolution:
         self._add_to_path(new, step + 1)
         return new
 
-    def _best_of_last_fit(self, x: Point) -> Point:
-        """The best measured S among the last fit's neighbourhood (all trained equally long)."""
+    def _best_of_last_fit(self, x: Point) -> Point | None:
+        """The best measured S among the neighbourhood of the last fit, if it was made at ``x``
+        (all trained equally long); ``None`` when the run stopped before fitting at ``x``."""
         if not self.fits or self.fits[-1]["at"] != self.grid.key(x):
-            return x
+            return None
         keys = {self.grid.key(p): p for p in self.points}
         fit = self.fits[-1]
         best = max(
@@ -405,11 +406,7 @@ class SpaceEvolution:
             nxt = self._step(step, x)
             self._save()
             if self.stop_reason is not None:
-                chosen = (
-                    self._best_of_last_fit(x)
-                    if self.fits and self.fits[-1]["at"] == self.grid.key(x)
-                    else None
-                )
+                chosen = self._best_of_last_fit(x)
                 break
             x = chosen = nxt
             bar.set_postfix(at=self.grid.key(x), S=f"{self.points[x].S:.3f}", epochs=self.total_epochs)

@@ -11,24 +11,13 @@ import yaml
 from search.subnet_eval import SupernetEvaluator
 from search_space import SearchSpace
 from search_space.supernet import Supernet
+from tests.test_evolution import SEARCH_SPACE
 from training.checkpoint import save_checkpoint
 from training.config import load_config
 from training.data import build_loaders
 from training.engine import evaluate
 
-SPACE = {
-    "embed_dim": [16, 24],
-    "depth": [1, 2],
-    "num_heads": [1, 2],
-    "mlp_ratio": [1.0, 2.0],
-    "patch_size": [4, 8],
-    "rank_ratio": [0.5, 1.0],
-    "img_size": 32,
-    "num_classes": 10,
-    "head_dim": 8,
-    "pool": "avg",
-    "act": "gelu_sigmoid",
-}
+SPACE = {**SEARCH_SPACE, "depth": [1, 2]}
 
 
 @pytest.fixture(scope="module")
