@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"{key}={value}B")
     if args.output:
         overrides.append(f"output={args.output}")
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
+    if args.seed is not None:  # the loop's draws and every visit's training and scoring
+        overrides += [f"seed={args.seed}", f"recipe.overrides.seed={args.seed}"]
     if args.final_epochs is not None:
         overrides.append(f"evolve.final_epochs={args.final_epochs}")
     if args.no_progress:

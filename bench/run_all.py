@@ -91,9 +91,9 @@ def steps(py: str) -> list[Step]:
         Step(
             "space_vs_grid",
             (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid",
-             "-o", "evolve.epochs_per_visit=4"),
+             "-o", "evolve.epochs_per_visit=4", "--seeds", "0", "1", "--evo-seeds", "0", "1", "2", "--jobs", "2"),
             copy=(("summary", "runs/bench/space_vs_grid/summary.json"),),
-            figure="runs/bench/space_vs_grid/evolve/score_grid.png",
+            figure="runs/bench/space_vs_grid/reference.png",
         ),
         Step("supernet_train", (py, "supernet_train.py", "--cfg", "configs/train/digits-tiny.yaml"),
              copy=(("final", "runs/digits-tiny/final.json"),)),

@@ -1,31 +1,47 @@
-"""Space evolution vs exhaustive grid training, on the same recipe.
+"""Space evolution vs exhaustive grid training on the same recipe, judged over training seeds.
 
-    python bench/space_vs_grid.py --budget 320KB                  # full grid (digits-tiny: 7 x 5)
-    python bench/space_vs_grid.py --budget 320KB --grid coarse    # every other rank ratio
+    python bench/space_vs_grid.py --budget 320KB -o evolve.epochs_per_visit=4   # digits-tiny: 7 x 5
+    python bench/space_vs_grid.py --budget 320KB --grid coarse                 # every other rank ratio
+    python bench/space_vs_grid.py --budget 320KB --seeds 0 --evo-seeds 0       # one seed each: noisy
 
-1. Runs the space evolution (``<output>/evolve``, resumable like evolve_space.py).
-2. Trains every grid point's supernet from scratch for t epochs (``epochs_per_visit``) and
-   scores it the same way (``<output>/grid``, one resumable job per point).
-3. Compares: epochs spent by each, and the grid's S at the chosen point vs the grid's best S
-   (both measured at E = t, so the comparison is fair); the evolution's own S (at its larger E)
-   is printed too. Target: within 0.01 (1 point) of the grid-best S with <= 25% of its epochs.
-   The evolution's total epochs are capped at ``--epoch-share`` of the grid's (soft: a visit
-   that starts under the cap finishes), and the grid-best and chosen points are retrained with
-   another seed (``--noise-seed``) to show how far S moves from training noise alone.
+One short training of a point is a noisy measurement of its S (training seed, early phase of
+training), so the landscape is measured over several seeds before anything is judged on it:
+
+1. Reference: every grid point's supernet trained from scratch for t epochs (``epochs_per_visit``)
+   under each seed of ``--seeds`` and scored like a visit (``<output>/grid/seed<s>``, one resumable
+   job per point); the reference S of a point is its mean over seeds. A point none of whose
+   subnets fits is scored without training (A = 0 whatever the weights), in the grid as in the
+   evolution.
+2. The exhaustive grid, as a method, costs (points with a fitting subnet) x t epochs and picks
+   its best S; each seed's grid pick is judged on the reference too (where one noisy grid lands).
+3. The space evolution runs once per seed of ``--evo-seeds`` (its initial points and training
+   seed; ``<output>/evolve/seed<e>``, resumable like evolve_space.py), its total epochs capped at
+   ``--epoch-share`` of the grid's. Gap = best reference S - reference S of the chosen point.
+
+Target: mean gap <= 0.01 (1 point of S) with every evolution within 25% of the grid's epochs.
+``--jobs N`` trains N supernets at once, each in its own process with cores / N threads.
+Rerunning the same command reads every finished job back and continues the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import statistics
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
+from search.evolve_plot import plot_grid
 from search.evolve_run import EvolveRun
-from search.space_evolution import VisitRequest
+from search.point_eval import score_without_training
+from search.space_evolution import Point, VisitRequest
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
 
@@ -42,90 +58,213 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--epoch-share",
         type=float,
         default=0.25,
-        help="cap the evolution's total epochs at this share of the grid's (0 = the config's own cap)",
+        help="cap each evolution's total epochs at this share of the grid's (0 = the config's own cap)",
     )
-    p.add_argument(
-        "--noise-seed",
-        type=int,
-        default=1,
-        help="retrain the grid-best and the chosen point with this recipe seed: the S noise floor "
-        "(-1 = skip)",
-    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of the reference")
+    p.add_argument("--evo-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the evolution runs")
+    p.add_argument("--jobs", type=int, default=2, help="supernets trained at once (separate processes)")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.jobs < 1 or not 0 <= args.epoch_share <= 1:
+        p.error("--jobs must be >= 1 and --epoch-share in [0, 1]")
+    if len(set(args.seeds)) != len(args.seeds) or len(set(args.evo_seeds)) != len(args.evo_seeds):
+        p.error("--seeds and --evo-seeds must not repeat a seed")
+    return args
 
 
-def _grid_points(grid_shape: tuple[int, int], coarse: bool) -> list[tuple[int, int]]:
+def grid_points(grid_shape: tuple[int, int], coarse: bool) -> list[Point]:
     ranks = range(0, grid_shape[0], 2 if coarse else 1)
     return [(i, j) for i in ranks for j in range(grid_shape[1])]
+
+
+def trainable(run: EvolveRun, points: list[Point]) -> list[Point]:
+    """The points with a subnet within budget: the ones the grid has to train."""
+    seed = run.train_dict["seed"]
+    return [p for p in points if score_without_training(run.grid.space(run.base, p), run.score, seed) is None]
+
+
+def build_runs(args: argparse.Namespace) -> tuple[dict[int, EvolveRun], dict[int, EvolveRun], int]:
+    """The grid's runs (one per reference seed), the evolution runs and the grid's epochs;
+    nothing is written."""
+    out = Path(args.output)
+    common = [*args.overrides, f"score.budget={args.budget}B", "progress=false"]
+    if args.jobs > 1:
+        common.append("launch.kind=subprocess")
+    grid = {
+        s: EvolveRun(load_evolve_config(args.cfg, [*common, f"output={out / 'grid' / f'seed{s}'}",
+                                                   f"recipe.overrides.seed={s}"]))
+        for s in args.seeds
+    }  # fmt: skip
+    first = grid[args.seeds[0]]
+    points = grid_points(first.grid.shape, args.grid == "coarse")
+    grid_epochs = first.settings.epochs_per_visit * len(trainable(first, points))
+    cap = max(1, int(args.epoch_share * grid_epochs))
+    evo = {
+        e: EvolveRun(load_evolve_config(args.cfg, [*common, f"output={out / 'evolve' / f'seed{e}'}", f"seed={e}",
+                                                   f"recipe.overrides.seed={e}",
+                                                   *([f"evolve.max_total_epochs={cap}"] if args.epoch_share else [])]))
+        for e in args.evo_seeds
+    }  # fmt: skip
+    return grid, evo, grid_epochs
+
+
+def grid_score(run: EvolveRun, pt: Point) -> dict[str, Any]:
+    """One grid measurement: the point's supernet trained from scratch for t epochs and scored
+    (without training where nothing fits)."""
+    t, key = run.settings.epochs_per_visit, run.grid.key(pt)
+    return run.visit(VisitRequest(f"{key}/grid", pt, run.grid.value(pt), t, None, t))
+
+
+def reference(scores: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per point: mean and spread of S (and A, R) over the seeds."""
+    keys = next(iter(scores.values())).keys()
+    ref = {}
+    for k in keys:
+        s = [scores[seed][k]["S"] for seed in scores]
+        ref[k] = {
+            "S": statistics.fmean(s),
+            "S_sd": statistics.stdev(s) if len(s) > 1 else None,
+            "A": statistics.fmean(scores[seed][k]["A"] for seed in scores),
+            "R": statistics.fmean(scores[seed][k]["R"] for seed in scores),
+            "S_per_seed": s,
+            "trained_seeds": sum(bool(scores[seed][k].get("trained", True)) for seed in scores),
+        }
+    return ref
+
+
+def judge(ref: dict[str, dict[str, Any]], point: str) -> dict[str, Any]:
+    best = max(ref.values(), key=lambda v: v["S"])["S"]
+    return {
+        "S_ref": ref[point]["S"],
+        "gap": best - ref[point]["S"],
+        "rank": 1 + sum(v["S"] > ref[point]["S"] for v in ref.values()),
+    }
+
+
+def measure(args: argparse.Namespace, grid_runs: dict[int, EvolveRun], evo_runs: dict[int, EvolveRun]):
+    """Run the evolutions and the grid measurements (``--jobs`` at a time)."""
+    first = grid_runs[args.seeds[0]]
+    points = grid_points(first.grid.shape, args.grid == "coarse")
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        evo_f = {e: pool.submit(run.run) for e, run in evo_runs.items()}
+        grid_f = {(s, pt): pool.submit(grid_score, run, pt) for s, run in grid_runs.items() for pt in points}
+        chosen = {e: f.result() for e, f in evo_f.items()}
+        extra = {first.grid.index(c["rank_ratio"], c["patch_size"]) for c in chosen.values()} - set(points)
+        for pt in sorted(extra):  # a coarse grid must still measure every chosen point
+            points.append(pt)
+            for s, run in grid_runs.items():
+                grid_f[(s, pt)] = pool.submit(grid_score, run, pt)
+        scores = {s: {first.grid.key(pt): grid_f[(s, pt)].result() for pt in points} for s in grid_runs}
+    return chosen, scores
+
+
+def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[str, Any]:
+    first = grid_runs[args.seeds[0]]
+    t = first.settings.epochs_per_visit
+    n_grid = len(grid_points(first.grid.shape, args.grid == "coarse"))
+    ref = reference(scores)
+    best_key = max(ref, key=lambda k: (ref[k]["S"], -list(ref).index(k)))
+    evolutions = []
+    for e, c in chosen.items():
+        traj = [first.grid.key(tuple(p["point"])) for p in evo_runs[e].evolution.trajectory]
+        evolutions.append(
+            {"seed": e, **{k: c[k] for k in ("point", "S", "A", "R", "E", "total_epochs", "stop_reason")},
+             "epoch_share": c["total_epochs"] / grid_epochs, "trajectory": traj, **judge(ref, c["point"])}
+        )  # fmt: skip
+    picks = []
+    for s, sc in scores.items():
+        pick = max(sc, key=lambda k: (sc[k]["S"], -list(sc).index(k)))
+        picks.append({"seed": s, "point": pick, "S_own": sc[pick]["S"], **judge(ref, pick)})
+    sds = [v["S_sd"] for v in ref.values() if v["S_sd"] is not None and v["trained_seeds"] == len(scores)]
+    gaps = [v["gap"] for v in evolutions]
+    shares = [v["epoch_share"] for v in evolutions]
+    mean_gap = statistics.fmean(gaps)
+    return {
+        "grid": args.grid,
+        "grid_points": n_grid,
+        "grid_points_trained": grid_epochs // t,
+        "epochs_per_visit": t,
+        "epochs_grid": grid_epochs,
+        "seeds": list(args.seeds),
+        "evo_seeds": list(args.evo_seeds),
+        "reference_best": {"point": best_key, **ref[best_key]},
+        "reference": ref,
+        "evolutions": evolutions,
+        "grid_picks": picks,
+        "gap_mean": mean_gap,
+        "gap_max": max(gaps),
+        "epoch_share_mean": statistics.fmean(shares),
+        "epoch_share_max": max(shares),
+        "S_sd_mean": statistics.fmean(sds) if sds else None,
+        "target_met": mean_gap <= 0.01 and max(shares) <= 0.25,
+        "grid_scores": scores,
+    }
+
+
+def report(s: dict[str, Any]) -> str:
+    best = s["reference_best"]
+    lines = [
+        f"{'point':<12}{'S mean':>8}{'sd':>7}{'A %':>8}{'R':>7}   reference over seeds {s['seeds']}, E = t"
+    ]
+    marks = {v["point"] for v in s["evolutions"]}
+    for k, v in sorted(s["reference"].items(), key=lambda kv: -kv[1]["S"])[:12]:
+        sd = f"{v['S_sd']:.4f}" if v["S_sd"] is not None else "-"
+        lines.append(
+            f"{'>' if k in marks else ' '}{k:<11}{v['S']:>8.4f}{sd:>7}{100 * v['A']:>8.2f}{v['R']:>7.3f}"
+        )
+    for v in s["evolutions"]:
+        lines.append(
+            f"evolution seed {v['seed']}: {' -> '.join(v['trajectory'])}; chose {v['point']} after "
+            f"{v['total_epochs']} epochs ({100 * v['epoch_share']:.0f}% of {s['epochs_grid']}); reference S "
+            f"{v['S_ref']:.4f}, gap {100 * v['gap']:+.2f} points, rank {v['rank']} ({v['stop_reason']})"
+        )
+    for v in s["grid_picks"]:
+        lines.append(
+            f"grid seed {v['seed']} picks {v['point']} (own S {v['S_own']:.4f}): reference gap "
+            f"{100 * v['gap']:+.2f} points, rank {v['rank']}"
+        )
+    sd = (
+        ""
+        if s["S_sd_mean"] is None
+        else f"; mean per-point sd of S over seeds {100 * s['S_sd_mean']:.2f} points"
+    )
+    lines.append(
+        f"best reference point {best['point']} S {best['S']:.4f}; evolution gap mean {100 * s['gap_mean']:.2f} / "
+        f"max {100 * s['gap_max']:.2f} points at {100 * s['epoch_share_max']:.0f}% of the grid's epochs at most"
+        f"{sd}; target {'met' if s['target_met'] else 'missed'}"
+    )
+    return "\n".join(lines)
+
+
+def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
+    """The reference S over the grid with every evolution's path and choice."""
+    at = {run.grid.key(p): p for p in run.grid.points()}
+    cells = {at[k]: (v["S"], f"{v['S']:.3f}") for k, v in s["reference"].items()}
+    paths = [([at[k] for k in v["trajectory"]], at[v["point"]]) for v in s["evolutions"]]
+    title = f"reference S (mean of {len(s['seeds'])} seeds, E = {s['epochs_per_visit']}) and the evolutions"
+    plot_grid(cells, run.grid, paths, title, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.output)
-    common = [*args.overrides, f"score.budget={args.budget}B", "progress=false"]
     try:
-        grid_run = EvolveRun(load_evolve_config(args.cfg, [*common, f"output={out / 'grid'}"]))
-        grid, t = grid_run.grid, grid_run.settings.epochs_per_visit
-        points = _grid_points(grid.shape, args.grid == "coarse")
-        evo_over = [*common, f"output={out / 'evolve'}"]
-        if args.epoch_share > 0:
-            evo_over.append(f"evolve.max_total_epochs={max(1, int(args.epoch_share * t * len(points)))}")
-        evo_run = EvolveRun(load_evolve_config(args.cfg, evo_over))
-        noise_run = None
-        if args.noise_seed >= 0:
-            noise_over = [*common, f"output={out / 'noise'}", f"recipe.overrides.seed={args.noise_seed}"]
-            noise_run = EvolveRun(load_evolve_config(args.cfg, noise_over))
+        grid_runs, evo_runs, grid_epochs = build_runs(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    chosen = evo_run.run()
-    chosen_pt = grid.index(chosen["rank_ratio"], chosen["patch_size"])
-    if chosen_pt not in points:
-        points.append(chosen_pt)  # the coarse grid must still score the chosen point
-    scores = {}
-    for pt in points:
-        req = VisitRequest(f"{grid.key(pt)}/grid", pt, grid.value(pt), t, None, t)
-        scores[grid.key(pt)] = grid_run.visit(req)
-    best_key = max(scores, key=lambda k: scores[k]["S"])
-    grid_epochs = t * len(points)
-    s_chosen, s_best = scores[chosen["point"]]["S"], scores[best_key]["S"]
-    rank = 1 + sum(v["S"] > s_chosen for v in scores.values())
-    noise: dict[str, dict] = {}
-    if noise_run is not None:  # the same grid measurement with another training seed
-        for key in dict.fromkeys([best_key, chosen["point"]]):
-            pt = next(p for p in points if grid.key(p) == key)
-            req = VisitRequest(f"{key}/seed{args.noise_seed}", pt, grid.value(pt), t, None, t)
-            noise[key] = {"S": noise_run.visit(req)["S"], "S_seed0": scores[key]["S"]}
-    summary = {
-        "grid": args.grid,
-        "grid_points": len(points),
-        "epochs_per_visit": t,
-        "evolution": {k: chosen[k] for k in ("point", "S", "A", "R", "E", "total_epochs", "stop_reason")},
-        "grid_best": {"point": best_key, **scores[best_key]},
-        "grid_S_at_chosen": s_chosen,
-        "S_gap": s_best - s_chosen,
-        "epochs_evolution": chosen["total_epochs"],
-        "epochs_grid": grid_epochs,
-        "epoch_ratio": chosen["total_epochs"] / grid_epochs,
-        "chosen_rank_in_grid": rank,
-        "noise_seed": args.noise_seed,
-        "noise": noise,
-        "noise_floor_S": max((abs(v["S"] - v["S_seed0"]) for v in noise.values()), default=None),
-        "grid_scores": scores,
-    }
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("mcunas")  # visits and evolution steps log under it
+    logger.handlers[:], logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    if args.jobs > 1:  # the jobs' processes share the cores
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    chosen, scores = measure(args, grid_runs, evo_runs)
+    summary = summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-    print(f"{'point':<12}{'A %':>8}{'R':>7}{'S':>8}   (grid, E={t})")
-    for key, s in sorted(scores.items(), key=lambda kv: -kv[1]["S"]):
-        mark = ">" if key == chosen["point"] else " "
-        print(f"{mark}{key:<11}{100 * s['A']:>8.2f}{s['R']:>7.3f}{s['S']:>8.4f}")
-    print(
-        f"evolution chose {chosen['point']} (grid S {s_chosen:.4f}; its own S {chosen['S']:.4f} at E={chosen['E']}); "
-        f"grid best {best_key} S {s_best:.4f}; gap {s_best - s_chosen:+.4f}; epochs {chosen['total_epochs']} vs "
-        f"{grid_epochs} ({100 * summary['epoch_ratio']:.0f}%); chosen point ranks {rank} of {len(scores)}"
-    )
-    for key, v in noise.items():
-        print(f"noise floor: {key} S {v['S_seed0']:.4f} (seed 0) vs {v['S']:.4f} (seed {args.noise_seed})")
+    plot(summary, grid_runs[args.seeds[0]], out / "reference.png")
+    print(report(summary))
     return 0
 
 

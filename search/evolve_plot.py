@@ -1,57 +1,75 @@
-"""Picture of a space evolution: S of every trained point over the grid, and the path taken."""
+"""Pictures of space evolutions: S over the grid, and the paths taken."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import itertools
-
 import matplotlib.pyplot as plt
 import numpy as np
 
-from search.space_evolution import Grid
+from search.space_evolution import Grid, Point
 from training.checkpoint import _atomic
+
+_PYPLOT = threading.Lock()  # pyplot's figure registry is global; runs may plot from threads
+PATH_COLOURS = ("red", "deepskyblue", "magenta", "orange", "lime")
+
+
+def plot_grid(
+    cells: dict[Point, tuple[float, str]],
+    grid: Grid,
+    paths: Sequence[tuple[Sequence[Point], Point | None]],
+    title: str,
+    path: str | Path,
+) -> None:
+    """Heat map of S per grid point (``cells``: point -> (S, label)); each path of ``paths``
+    (its points, its chosen point) drawn as arrows in its own colour with a star on the chosen
+    point. Points without a value stay blank."""
+    n_r, n_p = grid.shape
+    s = np.full((n_r, n_p), np.nan)
+    for (i, j), (v, _) in cells.items():
+        s[i, j] = v
+    with _PYPLOT:
+        fig, ax = plt.subplots(figsize=(1.2 * n_p + 2.5, 0.6 * n_r + 1.8))
+        im = ax.imshow(s, origin="lower", cmap="viridis", aspect="auto")
+        fig.colorbar(im, ax=ax, label="S = A + η·R")
+        for (i, j), (_, label) in cells.items():
+            ax.text(
+                j, i, label, ha="center", va="center", fontsize=7,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
+            )  # fmt: skip
+        for n, (pts, chosen) in enumerate(paths):
+            colour, off = PATH_COLOURS[n % len(PATH_COLOURS)], 0.08 * (n - (len(paths) - 1) / 2)
+            for a, b in itertools.pairwise(pts):
+                ax.annotate(
+                    "", xy=(b[1] + off, b[0] + off), xytext=(a[1] + off, a[0] + off),
+                    arrowprops={"arrowstyle": "->", "color": colour, "lw": 2},
+                )  # fmt: skip
+            if chosen is not None:
+                ax.plot(chosen[1] + 0.32, chosen[0] + 0.3 - 0.12 * n, marker="*", color=colour,
+                        markersize=14, markeredgecolor="k")  # fmt: skip
+        ax.set_xticks(range(n_p), [str(p) for p in grid.patch_size])
+        ax.set_yticks(range(n_r), [f"{r:g}" for r in grid.rank_ratio])
+        ax.set_xlabel("patch size")
+        ax.set_ylabel("low-rank ratio")
+        ax.set_title(title)
+        fig.tight_layout()
+        _atomic(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110))
+        plt.close(fig)
 
 
 def plot_scores(state: dict[str, Any], grid: Grid, path: str | Path) -> None:
-    """Heat map of S (latest visit of each trained point, E annotated); arrows show the path,
-    a star the chosen point. Untrained points stay blank."""
-    n_r, n_p = grid.shape
-    s = np.full((n_r, n_p), np.nan)
-    for p in state["points"].values():
-        s[p["point"][0], p["point"][1]] = p["S"]
-    fig, ax = plt.subplots(figsize=(1.2 * n_p + 2.5, 0.6 * n_r + 1.8))
-    im = ax.imshow(s, origin="lower", cmap="viridis", aspect="auto")
-    fig.colorbar(im, ax=ax, label="S = A + η·R")
-    for p in state["points"].values():
-        i, j = p["point"]
-        ax.text(
-            j,
-            i,
-            f"{p['S']:.3f}\nE{p['E']}",
-            ha="center",
-            va="center",
-            fontsize=7,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
-        )
-    pts = [t["point"] for t in state["trajectory"]]
-    for a, b in itertools.pairwise(pts):
-        ax.annotate(
-            "", xy=(b[1], b[0]), xytext=(a[1], a[0]), arrowprops={"arrowstyle": "->", "color": "red", "lw": 2}
-        )
+    """One evolution's state: S of every trained point (latest visit, E annotated), the path
+    and the chosen point."""
+    cells = {tuple(p["point"]): (p["S"], f"{p['S']:.3f}\nE{p['E']}") for p in state["points"].values()}
     result = state.get("result")
-    if result:
-        i, j = grid.index(result["rank_ratio"], result["patch_size"])
-        ax.plot(j + 0.32, i + 0.3, marker="*", color="orange", markersize=14, markeredgecolor="k")
-    ax.set_xticks(range(n_p), [str(p) for p in grid.patch_size])
-    ax.set_yticks(range(n_r), [f"{r:g}" for r in grid.rank_ratio])
-    ax.set_xlabel("patch size")
-    ax.set_ylabel("low-rank ratio")
-    ax.set_title(f"space evolution: {len(state['points'])} points, {state['total_epochs']} epochs")
-    fig.tight_layout()
-    _atomic(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)
+    chosen = grid.index(result["rank_ratio"], result["patch_size"]) if result else None
+    trail = [tuple(t["point"]) for t in state["trajectory"]]
+    title = f"space evolution: {len(state['points'])} points, {state['total_epochs']} epochs"
+    plot_grid(cells, grid, [(trail, chosen)], title, path)  # type: ignore[arg-type]

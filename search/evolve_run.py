@@ -28,14 +28,16 @@ import yaml
 
 from search.evolve_config import SpaceEvolutionConfig
 from search.launch import make_launcher
-from search.point_eval import CKPT_FILE, write_job
+from search.point_eval import CKPT_FILE, score_without_training, write_job
 from search.space_evolution import Grid, SpaceEvolution, VisitRequest, initial_points
+from search_space.errors import ConfigError
 from search_space.space import SearchSpace
 from training.checkpoint import atomic_write_text
 from training.run import resolve_space
 
 log = logging.getLogger("mcunas.evolve")
 STATE_FILE = "state.json"
+SCORE_KEYS = ("A", "R", "S", "A_max", "R_method", "fit_in_pool")
 
 
 class EvolveRun:
@@ -84,6 +86,12 @@ class EvolveRun:
         return self.output / "points" / job_id
 
     def visit(self, req: VisitRequest) -> dict[str, Any]:
+        known = score_without_training(
+            self.grid.space(self.base, req.point), self.score, self.train_dict["seed"]
+        )
+        if known is not None:  # nothing fits: A = 0 whatever the weights, no job to run
+            log.info("%s: no subnet within budget, S=%.4f without training", req.job_id, known["S"])
+            return {k: known[k] for k in (*SCORE_KEYS, "trained")}
         job_dir = self.job_dir(req.job_id)
         train = copy.deepcopy(self.train_dict)
         train["space"] = self.grid.space(self.base, req.point).to_dict()
@@ -99,11 +107,16 @@ class EvolveRun:
             "%s: E=%d A=%.2f%% (max subnet %.2f%%) R=%.3f S=%.4f",
             req.job_id, req.total_epochs, 100 * result["A"], 100 * result["A_max"], result["R"], result["S"],
         )  # fmt: skip
-        return {k: result[k] for k in ("A", "R", "S", "A_max", "R_method", "fit_in_pool")}
+        return {**{k: result[k] for k in SCORE_KEYS}, "trained": True}
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         result = self.evolution.run(progress=self.cfg.progress)
+        if not result["trained"]:
+            raise ConfigError(
+                f"no visited point holds a subnet within the budget ({result['point']} is the best, S "
+                f"{result['S']:.4f}); raise --budget/--flash-budget or start from other init_points"
+            )
         chosen_pt = self.grid.index(result["rank_ratio"], result["patch_size"])
         space = self.grid.space(self.base, chosen_pt)
         src = self.job_dir(result["job"]) / CKPT_FILE

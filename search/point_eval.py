@@ -9,8 +9,11 @@ finished job (``result.json`` present) returns at once.
 Scores, all in [0, 1]:
 
 * A: mean holdout top-1 of ``eval_subnets`` subnets of the point that fit the budget, the first
-  ones found in a seeded pool of ``eval_pool`` draws (same subnets on every visit of the point);
-  0 when none fits. ``A_max``: holdout top-1 of the point's largest subnet, for reference.
+  ones found in a seeded pool of ``eval_pool`` draws; 0 when none fits. The pool depends on the
+  seed only, not on the point: every point draws the same embed/depth/heads/MLP choices (with
+  its own rank ratio and patch size), so two points whose subnets all fit are scored on the
+  same architectures and their A differs by training alone (common random numbers), and every
+  visit of a point sees the same subnets. ``A_max``: holdout top-1 of the point's largest subnet, for reference.
 * R: share of the point's subnets within the SRAM budget (`memory_model.share_within_budget`,
   exact by enumeration when small) or, with a flash budget, within both (sampled).
 * S = A + eta * R.
@@ -36,9 +39,9 @@ from training.checkpoint import atomic_write_text, load_checkpoint
 JOB_FILE, RESULT_FILE, CKPT_FILE = "job.json", "result.json", "checkpoint.pth"
 
 
-def point_rng(seed: int, space: SearchSpace, salt: int) -> np.random.Generator:
-    """A generator fixed by the seed and the point (so every visit sees the same draws)."""
-    return np.random.default_rng([seed, salt, round(space.rank_ratio[0] * 1000), space.patch_size[0]])
+def score_rng(seed: int, salt: int) -> np.random.Generator:
+    """The scoring generator: fixed by the seed alone, so all points and visits share its draws."""
+    return np.random.default_rng([seed, salt])
 
 
 def fits_mask(configs: list[SubnetConfig], score: dict[str, Any]) -> np.ndarray:
@@ -51,7 +54,7 @@ def fits_mask(configs: list[SubnetConfig], score: dict[str, Any]) -> np.ndarray:
 
 def fitting_subnets(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[list[SubnetConfig], int]:
     """The first ``eval_subnets`` in-budget subnets of a seeded pool, and how many the pool held."""
-    rng = point_rng(seed, space, 11)
+    rng = score_rng(seed, 11)
     pool = [space.sample(rng) for _ in range(score["eval_pool"])]
     ok = fits_mask(pool, score)
     fit = [c for c, k in zip(pool, ok, strict=True) if k]
@@ -60,7 +63,7 @@ def fitting_subnets(space: SearchSpace, score: dict[str, Any], seed: int) -> tup
 
 def share(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[float, str]:
     """R and how it was obtained."""
-    rng = point_rng(seed, space, 13)
+    rng = score_rng(seed, 13)
     if score.get("flash_budget_bytes") is None:
         est = share_within_budget(
             space, score["budget_bytes"], score["schedule"], rng, score["r_samples"],
@@ -69,6 +72,24 @@ def share(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[float, 
         return est.share, est.method
     draws = [space.sample(rng) for _ in range(score["r_samples"])]
     return float(fits_mask(draws, score).mean()), "sampling (SRAM and flash)"
+
+
+def score_without_training(space: SearchSpace, score: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """The score of a point none of whose pool subnets fits the budget: A = 0 whatever its
+    weights, so S = eta * R is known without training. ``None`` when some subnet fits."""
+    subnets, fit_in_pool = fitting_subnets(space, score, seed)
+    if subnets:
+        return None
+    r, method = share(space, score, seed)
+    return {
+        "A": 0.0,
+        "R": r,
+        "S": score["eta"] * r,
+        "A_max": None,
+        "R_method": method,
+        "fit_in_pool": f"{fit_in_pool}/{score['eval_pool']}",
+        "trained": False,
+    }
 
 
 def _eval_device(device: str) -> torch.device:

@@ -21,10 +21,17 @@ One step at the current point x:
    otherwise train the new point ``t`` epochs, warm-started from the nearest trained supernet
    (its own when it was trained before), and repeat.
 
-On a stop after a fit, the chosen point is the best measured S of that fit's neighbourhood
-(the current point and its neighbours, all trained for the same E), so an update that
-overshoots the optimum or a cycle between two points still ends on the better one. A stop by
-a limit (steps or epochs) before the current point's fit chooses the path's best S.
+A point none of whose subnets fits the budget scores A = 0 whatever its weights, so its visits
+report ``trained: False`` and cost no epochs: it still takes part in fits (its E is advanced
+for free, as its S does not depend on it), but never serves as a warm start and is never the
+chosen point while a trained point exists (it has no supernet worth searching).
+
+On every stop the chosen point is the best measured S of the last fit's neighbourhood (the
+point it was made at and its neighbours, all trained for the same E when it was made), so an
+update that overshoots the optimum or a cycle between two points still ends on the better
+one, and a point reached by the last move but stopped (by a limit) before it could be compared
+at equal E is not preferred merely for having trained longer. Without any fit it is the best
+initial point.
 
 Resume: the run is a deterministic replay. Every visit has a stable id (``<point>/v<n>``) and
 its result is cached in the state file, written atomically after every visit and every step;
@@ -155,6 +162,7 @@ class PointRecord:
     A: float = float("nan")
     R: float = float("nan")
     jobs: list[str] = field(default_factory=list)
+    trained: bool = True  # False: nothing fits the budget, S is known without training
     history: list[dict[str, float]] = field(default_factory=list)  # (E, S, A, R) per visit
 
 
@@ -270,9 +278,10 @@ class SpaceEvolution:
             self.cache[job_id] = json.loads(json.dumps({**asdict(req), "scores": scores}))
         rec.jobs.append(job_id)
         rec.epochs = req.total_epochs
+        rec.trained = bool(scores.get("trained", True))
         rec.S, rec.A, rec.R = (float(scores[k]) for k in ("S", "A", "R"))
         rec.history.append({"E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R})
-        self.total_epochs += epochs
+        self.total_epochs += epochs if rec.trained else 0
         self._save()
         return rec
 
@@ -284,9 +293,12 @@ class SpaceEvolution:
         order = sorted(zip(dist[0], idx[0], strict=True), key=lambda t: (round(t[0], 9), cands[t[1]]))
         return [cands[i] for _, i in order]
 
-    def _warm_source(self, x: Point) -> Point:
-        """The nearest trained point (ties: more epochs, then grid order)."""
-        return min(self.points, key=lambda p: (round(math.dist(p, x), 9), -self.points[p].epochs, p))
+    def _warm_source(self, x: Point) -> Point | None:
+        """The nearest trained point (ties: more epochs, then grid order); None when none is."""
+        trained = [p for p, r in self.points.items() if r.trained]
+        if not trained:
+            return None
+        return min(trained, key=lambda p: (round(math.dist(p, x), 9), -self.points[p].epochs, p))
 
     # ---- one step -----------------------------------------------------------------------
     def _affordable(self, epochs: int) -> bool:
@@ -312,7 +324,7 @@ class SpaceEvolution:
         if x not in nbrs:
             nbrs = [x, *nbrs[:-1]]
         target = max(self.points[p].epochs for p in nbrs)
-        lags = sum(target - self.points[p].epochs for p in nbrs)
+        lags = sum(target - self.points[p].epochs for p in nbrs if self.points[p].trained)
         if not self._affordable(lags):
             return nbrs, None
         caught = []
@@ -366,20 +378,20 @@ class SpaceEvolution:
         self._add_to_path(new, step + 1)
         return new
 
-    def _best_of_last_fit(self, x: Point) -> Point | None:
-        """The best measured S among the neighbourhood of the last fit, if it was made at ``x``
-        (all trained equally long); ``None`` when the run stopped before fitting at ``x``."""
-        if not self.fits or self.fits[-1]["at"] != self.grid.key(x):
+    def _best_of_last_fit(self) -> Point | None:
+        """The best S measured in the last fit's neighbourhood (all trained equally long then;
+        ties: the point it was made at), trained points first; ``None`` before any fit."""
+        if not self.fits:
             return None
         keys = {self.grid.key(p): p for p in self.points}
         fit = self.fits[-1]
-        best = max(
-            zip(fit["neighbour_S"], fit["neighbours"], strict=True), key=lambda t: (t[0], t[1] == fit["at"])
-        )
-        return keys[best[1]]
+        cands = list(zip(fit["neighbour_S"], fit["neighbours"], strict=True))
+        cands = [c for c in cands if self.points[keys[c[1]]].trained] or cands
+        return keys[max(cands, key=lambda t: (t[0], t[1] == fit["at"]))[1]]
 
     def _best_on_path(self) -> Point:
-        """The path's point with the highest current S (ties: the earlier one)."""
+        """The path's point with the highest current S (ties: the earlier one); before any fit the
+        path holds only the best initial point."""
         path = list(dict.fromkeys(tuple(t["point"]) for t in self.trajectory))
         return max(path, key=lambda p: (self.points[p].S, -path.index(p)))
 
@@ -400,22 +412,22 @@ class SpaceEvolution:
             self._visit(pt, s.epochs_per_visit, None)
         x = max(self.points, key=lambda p: (self.points[p].S, -list(self.points).index(p)))
         self._add_to_path(x, 0)
-        chosen: Point | None = x
         bar = tqdm(range(s.max_steps), desc="space evolution", disable=None if progress else True)
         for step in bar:
             nxt = self._step(step, x)
             self._save()
             if self.stop_reason is not None:
-                chosen = self._best_of_last_fit(x)
                 break
-            x = chosen = nxt
+            x = nxt
             bar.set_postfix(at=self.grid.key(x), S=f"{self.points[x].S:.3f}", epochs=self.total_epochs)
         bar.close()
         if self.stop_reason is None:
             self.stop_reason = "max_steps reached"
-            chosen = None
-        if chosen is None:  # stopped by a limit, not by the update: the best point on the path
-            chosen = self._best_on_path()
+        chosen = self._best_of_last_fit() or self._best_on_path()
+        trained = [p for p, r in self.points.items() if r.trained]
+        if not self.points[chosen].trained and trained:  # nothing of it fits: no supernet to search
+            chosen = max(trained, key=lambda p: (self.points[p].S, -list(self.points).index(p)))
+            self.stop_reason += f"; kept {self.grid.key(chosen)}, the best trained point"
         if s.final_epochs > 0:
             self._visit(chosen, s.final_epochs, chosen, label="final")
         self.status = "done"
@@ -430,6 +442,7 @@ class SpaceEvolution:
             "A": rec.A,
             "R": rec.R,
             "job": rec.jobs[-1],
+            "trained": rec.trained,
             "stop_reason": self.stop_reason,
             "steps": len(self.fits),
             "total_epochs": self.total_epochs,
@@ -462,4 +475,7 @@ class SpaceEvolution:
 
 
 def _rec_dict(rec: PointRecord) -> dict[str, Any]:
-    return {"E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R, "jobs": rec.jobs, "history": rec.history}
+    return {
+        "E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R, "trained": rec.trained, "jobs": rec.jobs,
+        "history": rec.history,
+    }  # fmt: skip

@@ -16,34 +16,74 @@ from search_space.static import StaticViT
 from tests.test_space_evolution import tiny_overrides
 
 
+def test_reference_and_gap_on_synthetic_scores() -> None:
+    scores = {
+        0: {"a": {"S": 1.5, "A": 0.5, "R": 1.0}, "b": {"S": 1.7, "A": 0.7, "R": 1.0}, "c": {"S": 0.0, "A": 0.0, "R": 0.0}},
+        1: {"a": {"S": 1.7, "A": 0.7, "R": 1.0}, "b": {"S": 1.5, "A": 0.5, "R": 1.0},
+            "c": {"S": 0.0, "A": 0.0, "R": 0.0, "trained": False}},
+        2: {"a": {"S": 1.9, "A": 0.9, "R": 1.0}, "b": {"S": 1.6, "A": 0.6, "R": 1.0},
+            "c": {"S": 0.0, "A": 0.0, "R": 0.0, "trained": False}},
+    }  # fmt: skip
+    ref = space_vs_grid.reference(scores)
+    assert ref["a"]["S"] == pytest.approx(1.7) and ref["b"]["S"] == pytest.approx(1.6)
+    assert ref["a"]["S_sd"] == pytest.approx(0.2) and ref["c"]["trained_seeds"] == 1
+    # seed 0's grid picks b, the reference's best is a: one noisy grid misses by 0.1
+    assert space_vs_grid.judge(ref, "b") == {
+        "S_ref": pytest.approx(1.6),
+        "gap": pytest.approx(0.1),
+        "rank": 2,
+    }
+    assert space_vs_grid.judge(ref, "a")["gap"] == 0.0 and space_vs_grid.judge(ref, "c")["rank"] == 3
+
+
 @pytest.mark.slow
-def test_space_vs_grid_summary(tmp_path) -> None:
+def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     out = tmp_path / "svg"
     over = [
-        o for o in tiny_overrides(tmp_path / "data", out) if not o.startswith(("output=", "score.budget"))
+        o
+        for o in tiny_overrides(tmp_path / "data", out)
+        if not o.startswith(("output=", "score.budget", "init_points"))  # random starts per evolution seed
     ]
-    args = ["--budget", "64KB", "--output", str(out), "--epoch-share", "0.5", "--noise-seed", "1"]
-    assert space_vs_grid.main([*args, *(x for o in over for x in ("-o", o))]) == 0
+    args = ["--budget", "6KB", "--output", str(out), "--epoch-share", "0.5", "--seeds", "0", "1",
+            "--evo-seeds", "0", "1", "--jobs", "1", *(x for o in over for x in ("-o", o))]  # fmt: skip
+    assert space_vs_grid.main(args) == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["grid_points"] == 9 and s["epochs_grid"] == 9  # 3 x 3 grid, t = 1
-    assert s["epoch_ratio"] == s["epochs_evolution"] / 9
-    assert 1 <= s["chosen_rank_in_grid"] <= 9
-    assert s["S_gap"] == pytest.approx(s["grid_best"]["S"] - s["grid_S_at_chosen"]) and s["S_gap"] >= 0
-    assert s["evolution"]["point"] in s["noise"] and s["grid_best"]["point"] in s["noise"]
-    assert s["noise_floor_S"] >= 0
-    # rerunning reads every cached visit back: same summary, nothing retrained
-    assert space_vs_grid.main([*args, *(x for o in over for x in ("-o", o))]) == 0
+    # 3 x 3 grid, t = 1; at 6 KB no patch-4 subnet fits: those 3 points are scored without training
+    assert s["grid_points"] == 9 and s["grid_points_trained"] == 6 and s["epochs_grid"] == 6
+    ref, per_seed = s["reference"], s["grid_scores"]
+    for key, v in ref.items():
+        assert v["S"] == pytest.approx((per_seed["0"][key]["S"] + per_seed["1"][key]["S"]) / 2)
+        if key.endswith("_p4"):
+            assert v["S"] == 0.0 and v["trained_seeds"] == 0 and per_seed["1"][key]["trained"] is False
+        else:
+            assert v["R"] == 1.0 and v["trained_seeds"] == 2 and v["S"] > 1.0
+    best = max(v["S"] for v in ref.values())
+    assert s["reference_best"]["S"] == best
+    for v in s["evolutions"]:
+        assert v["total_epochs"] <= 3 and v["epoch_share"] == v["total_epochs"] / 6  # cap: 0.5 x 6 epochs
+        assert v["gap"] == pytest.approx(best - ref[v["point"]]["S"]) and v["gap"] >= 0
+        assert v["trajectory"][-1] in ref and v["point"] in ref
+    for v in s["grid_picks"]:
+        own = per_seed[str(v["seed"])]
+        assert own[v["point"]]["S"] == max(x["S"] for x in own.values())
+    assert s["gap_mean"] == pytest.approx(sum(v["gap"] for v in s["evolutions"]) / 2)
+    assert s["target_met"] == (s["gap_mean"] <= 0.01 and s["epoch_share_max"] <= 0.25)
+    assert (out / "reference.png").stat().st_size > 0
+    # rerunning reads every finished job back: the same summary, nothing trained
+    import training.run
+
+    monkeypatch.setattr(training.run, "train_supernet", lambda cfg: pytest.fail("retrained a finished job"))
+    assert space_vs_grid.main(args) == 0
     assert json.loads((out / "summary.json").read_text()) == s
     # the document is rendered from the saved figures, and judges the target on them
     results = tmp_path / "results"
     results.mkdir()
     (results / "space_vs_grid.json").write_text(json.dumps({"summary": s}))
     doc = render(results, {"machine": {}, "steps": {}})
-    met = s["S_gap"] <= 0.01 and s["epoch_ratio"] <= 0.25
     row = next(ln for ln in doc.splitlines() if ln.startswith("| space evolution within"))
-    assert row.endswith("| met |" if met else "| **missed** |")
+    assert row.endswith("| met |" if s["target_met"] else "| **missed** |")
     assert (
-        f"gap {100 * s['S_gap']:.2f} points" in doc
+        f"mean gap {100 * s['gap_mean']:.2f} points over 2 runs" in doc
         and "| supernet step ≤ 1.10× the static model | – | not run |" in doc
     )
 
@@ -52,6 +92,13 @@ def test_space_vs_grid_bad_budget_exits_2(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         space_vs_grid.main(["--budget", "320QB", "--output", str(tmp_path / "o")])
     assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        space_vs_grid.main(["--budget", "320KB", "--output", str(tmp_path / "o"), "--seeds", "0", "0"])
+    assert exc.value.code == 2 and "must not repeat a seed" in capsys.readouterr().err
+    assert (
+        space_vs_grid.main(["--budget", "320KB", "--output", str(tmp_path / "o"), "-o", "evolve.tt=4"]) == 2
+    )
+    assert "unknown config key 'evolve.tt'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

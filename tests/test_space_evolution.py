@@ -101,7 +101,9 @@ def test_one_and_two_points_and_collinear_neighbourhoods_do_not_crash():
     line, evo, _ = evolve(plane, init_points=((0.4, 6), (0.5, 6), (0.6, 6)), neighbours=3, max_steps=1)
     fit = evo.fits[0]
     assert fit["degenerate"] and fit["move"] == [1, 0]  # moves along the line only, no crash
-    assert line["rank_ratio"] == 0.7
+    # max_steps ends the run on the newcomer r0.7_p6 (E 4) before it is compared at equal E:
+    # the choice is the best of the last fit's neighbourhood
+    assert evo.trajectory[-1]["rank_ratio"] == 0.7 and line["rank_ratio"] == 0.6
 
 
 def test_neighbours_are_brought_to_the_same_epochs_before_a_fit():
@@ -232,7 +234,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_epoch_cap_is_hard_and_a_capped_run_keeps_the_best_point():
+def test_epoch_cap_is_hard_and_a_capped_run_keeps_the_best_of_the_last_fit():
     f = lambda i, j, e: 0.02 * i - 0.03 * (j - 1) ** 2 + 0.001 * e  # noqa: E731
     init = ((0.4, 6), (0.5, 6), (0.4, 7))
     uncapped, _, _ = evolve(f, init_points=init, max_steps=10, epochs_per_visit=2)
@@ -245,10 +247,93 @@ def test_epoch_cap_is_hard_and_a_capped_run_keeps_the_best_point():
             continue
         assert res["stop_reason"] == "max_total_epochs reached"
         here = GRID.key(tuple(evo.trajectory[-1]["point"]))
-        if evo.fits and evo.fits[-1]["at"] == here:  # stopped after the fit: best of that neighbourhood
-            expected, branch = max(evo.fits[-1]["neighbour_S"]), "fit"
-        else:  # stopped before it (a catch-up would cross the cap): the path's best point
-            expected, branch = max(evo.points[tuple(t["point"])].S for t in evo.trajectory), "path"
+        if not evo.fits:  # capped before any fit: the best initial point
+            expected, branch = max(evo.points[GRID.index(*p)].S for p in init), "no fit"
+        else:  # the best of the last fit's equal-E neighbourhood, not the longer-trained newcomer
+            fit = evo.fits[-1]
+            expected, branch = max(fit["neighbour_S"]), ("at" if fit["at"] == here else "before") + " current"
+            assert res["point"] in fit["neighbours"]
         assert res["S"] == pytest.approx(expected, abs=1e-6)
         branches.add(branch)
-    assert branches == {"fit", "path"}
+    assert {"at current", "before current"} <= branches
+
+
+# ---- scoring ------------------------------------------------------------------------------
+TINY_BASE = {
+    "embed_dim": [16, 24], "depth": [1, 2], "num_heads": [1, 2], "mlp_ratio": [2.0], "patch_size": [4, 8, 16],
+    "rank_ratio": [0.5, 0.75, 1.0], "img_size": 32, "num_classes": 10, "head_dim": 8, "pool": "avg",
+}  # fmt: skip
+SCORE = {"schedule": "mcu", "weights_in_sram": True, "eta": 0.5, "eval_subnets": 4, "eval_pool": 60,
+         "r_samples": 500, "flash_budget_bytes": None}  # fmt: skip
+
+
+def test_points_are_scored_on_the_same_architectures():
+    from search_space.space import SearchSpace
+
+    base, score = SearchSpace.from_dict(TINY_BASE), {**SCORE, "budget_bytes": 6 * 1024}
+    grid = Grid.from_space(base)
+    arch = lambda c: (c.embed_dim, c.depth, c.num_heads, c.mlp_ratio)  # noqa: E731
+    picks = {
+        p: point_eval.fitting_subnets(grid.space(base, grid.index(r, p)), score, seed=3)[0]
+        for r, p in ((0.5, 8), (1.0, 16))
+    }
+    assert len(picks[8]) == 4 and [arch(c) for c in picks[8]] == [arch(c) for c in picks[16]]
+    assert {c.patch_size for c in picks[8]} == {8} and {c.rank_ratio for c in picks[16]} == {1.0}
+    other_seed = point_eval.fitting_subnets(grid.space(base, grid.index(0.5, 8)), score, seed=4)[0]
+    assert [arch(c) for c in other_seed] != [arch(c) for c in picks[8]]
+
+
+def test_a_point_where_nothing_fits_is_scored_without_training():
+    from search_space.space import SearchSpace
+
+    base = SearchSpace.from_dict(TINY_BASE)
+    grid = Grid.from_space(base)
+    tight = {**SCORE, "budget_bytes": 6 * 1024}  # patch 4 peaks at >= 7.75 KB under mcu
+    known = point_eval.score_without_training(grid.space(base, grid.index(0.75, 4)), tight, seed=0)
+    assert known is not None and known["A"] == 0.0 and known["R"] == 0.0 and known["S"] == 0.0
+    assert known["fit_in_pool"] == "0/60" and known["trained"] is False
+    assert point_eval.score_without_training(grid.space(base, grid.index(0.75, 8)), tight, seed=0) is None
+
+
+def _with_infeasible_column(s_infeasible: float):
+    """Patch 4 (j = 0) holds no fitting subnet: scored without training at ``s_infeasible``."""
+    calls = []
+
+    def train(req):
+        calls.append(req)
+        i, j = req.point
+        if j == 0:
+            return {"A": 0.0, "R": s_infeasible, "S": s_infeasible, "trained": False}
+        s = 1.0 + 0.02 * i - 0.03 * j + 0.001 * req.total_epochs
+        return {"A": s - 1.0, "R": 1.0, "S": s}
+
+    return train, calls
+
+
+def test_points_where_nothing_fits_cost_no_epochs_and_never_seed_a_warm_start():
+    train, calls = _with_infeasible_column(0.0)
+    settings = EvolutionSettings(threshold=(0.01, 0.01), max_steps=20, epochs_per_visit=2,
+                                 init_points=((0.4, 4), (0.4, 5), (0.5, 5)))  # fmt: skip
+    evo = SpaceEvolution(GRID, settings, train)
+    res = evo.run()
+    infeasible = [c for c in calls if c.point[1] == 0]
+    assert infeasible and len(infeasible) >= 2  # its first visit, then free catch-ups in fits
+    assert res["total_epochs"] == sum(c.epochs for c in calls if c.point[1] != 0)
+    assert not any(c.init_job and c.init_job.endswith(("_p4/v0", "_p4/v1")) for c in calls if c.point[1] != 0)
+    assert evo.points[(0, 0)].trained is False and res["trained"] and res["patch_size"] != 4
+    assert evo.state()["points"]["r0.4_p4"]["trained"] is False
+
+
+def test_the_chosen_point_is_a_trained_one_while_any_exists():
+    train, _ = _with_infeasible_column(1.5)  # contrived: S = eta * R above every trained point
+    settings = EvolutionSettings(threshold=(0.01, 0.01), max_steps=20, epochs_per_visit=2,
+                                 init_points=((0.4, 4), (0.4, 5), (0.5, 5)))  # fmt: skip
+    evo = SpaceEvolution(GRID, settings, train)
+    res = evo.run()
+    assert res["trained"] and res["patch_size"] != 4
+    fit = evo.fits[-1]
+    trained = [(s, k) for s, k in zip(fit["neighbour_S"], fit["neighbours"], strict=True) if "_p4" not in k]
+    assert trained and res["point"] == max(trained)[1]  # the last fit's best trained neighbour
+    # with no trained neighbour in the last fit, the best trained point of the run
+    evo.fits[-1] = {**fit, "neighbours": ["r0.4_p4"], "neighbour_S": [1.5]}
+    assert evo.points[evo._best_of_last_fit()].trained is False
