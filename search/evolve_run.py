@@ -28,7 +28,7 @@ import yaml
 
 from search.evolve_config import SpaceEvolutionConfig
 from search.launch import make_launcher
-from search.point_eval import CKPT_FILE, score_without_training, write_job
+from search.point_eval import CKPT_FILE, RESULT_FILE, score_without_training, write_job
 from search.space_evolution import Grid, SpaceEvolution, VisitRequest, initial_points
 from search_space.errors import ConfigError
 from search_space.space import SearchSpace
@@ -101,8 +101,12 @@ class EvolveRun:
             None if req.init_job is None else str(self.job_dir(req.init_job) / CKPT_FILE)
         )
         train["log"].update(output=str(job_dir), progress=False, wandb=False)
-        write_job(job_dir, train, self.score)
-        result = self.launcher(job_dir)
+        done = job_dir / RESULT_FILE
+        if done.exists():  # finished before (a rerun): read it back, nothing to launch
+            result = json.loads(done.read_text())
+        else:
+            write_job(job_dir, train, self.score)
+            result = self.launcher(job_dir)
         log.info(
             "%s: E=%d A=%.2f%% (max subnet %.2f%%) R=%.3f S=%.4f",
             req.job_id, req.total_epochs, 100 * result["A"], 100 * result["A_max"], result["R"], result["S"],
