@@ -38,7 +38,6 @@ from typing import Any
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
-from search.evolve_plot import plot_grid
 from search.evolve_run import EvolveRun
 from search.point_eval import score_without_training
 from search.space_evolution import Point, VisitRequest
@@ -238,6 +237,8 @@ def report(s: dict[str, Any]) -> str:
 
 def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
     """The reference S over the grid with every evolution's path and choice."""
+    from search.evolve_plot import plot_grid  # matplotlib only where a figure is drawn
+
     at = {run.grid.key(p): p for p in run.grid.points()}
     cells = {at[k]: (v["S"], f"{v['S']:.3f}") for k, v in s["reference"].items()}
     paths = [([at[k] for k in v["trajectory"]], at[v["point"]]) for v in s["evolutions"]]
