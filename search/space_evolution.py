@@ -392,8 +392,11 @@ class SpaceEvolution:
     def _best_on_path(self) -> Point:
         """The path's point with the highest current S (ties: the earlier one); before any fit the
         path holds only the best initial point."""
-        path = list(dict.fromkeys(tuple(t["point"]) for t in self.trajectory))
-        return max(path, key=lambda p: (self.points[p].S, -path.index(p)))
+        return self._best_S(list(dict.fromkeys(tuple(t["point"]) for t in self.trajectory)))
+
+    def _best_S(self, pts: list[Point]) -> Point:
+        """The point of ``pts`` with the highest current S (ties: the earlier one)."""
+        return max(pts, key=lambda p: (self.points[p].S, -pts.index(p)))
 
     def _add_to_path(self, pt: Point, step: int) -> None:
         rec = self.points[pt]
@@ -410,7 +413,7 @@ class SpaceEvolution:
         s = self.settings
         for pt in initial_points(self.grid, s):
             self._visit(pt, s.epochs_per_visit, None)
-        x = max(self.points, key=lambda p: (self.points[p].S, -list(self.points).index(p)))
+        x = self._best_S(list(self.points))
         self._add_to_path(x, 0)
         bar = tqdm(range(s.max_steps), desc="space evolution", disable=None if progress else True)
         for step in bar:
@@ -426,7 +429,7 @@ class SpaceEvolution:
         chosen = self._best_of_last_fit() or self._best_on_path()
         trained = [p for p, r in self.points.items() if r.trained]
         if not self.points[chosen].trained and trained:  # nothing of it fits: no supernet to search
-            chosen = max(trained, key=lambda p: (self.points[p].S, -list(self.points).index(p)))
+            chosen = self._best_S(trained)
             self.stop_reason += f"; kept {self.grid.key(chosen)}, the best trained point"
         if s.final_epochs > 0:
             self._visit(chosen, s.final_epochs, chosen, label="final")
