@@ -10,8 +10,8 @@ One step at the current point x:
 
 1. Neighbourhood: the ``k`` nearest trained points (scikit-learn `NearestNeighbors` on grid
    indices, i.e. coordinates divided by each axis' step) among points with ``E == E(x)``. If
-   fewer than ``k`` share E(x) or they are collinear, take the ``k`` nearest trained points of
-   any E and train each lagging one up to their largest E (the paper's fairness rule).
+   fewer than ``k`` share E(x) or they are collinear, take the ``k`` nearest points of any E and
+   train each lagging one up to their largest E (the paper's fairness rule).
 2. Fit ``S ~ w . u + b`` by `LinearRegression` (minimum-norm for 2 or collinear points, no
    slope for one point); ``w_i`` is the change of S per grid step along axis i.
 3. Move ``u_i += sign(w_i) * floor(|w_i| / h_i)`` (toward higher S; symmetric rounding),
@@ -22,9 +22,13 @@ One step at the current point x:
    (its own when it was trained before), and repeat.
 
 A point none of whose subnets fits the budget scores A = 0 whatever its weights, so its visits
-report ``trained: False`` and cost no epochs: it still takes part in fits (its E is advanced
-for free, as its S does not depend on it), but never serves as a warm start and is never the
-chosen point while a trained point exists (it has no supernet worth searching).
+report ``trained: False`` and cost no epochs. As its S does not depend on E, it stands at the E
+of its nearest trained point and counts as trained as long as any point: it takes part in
+fits without a catch-up, and being at it never forces catch-ups of its neighbours (a fit still
+compares at least two trained points once the run has two; a neighbourhood of one trained point
+among untrained ones falls back to the nearest points of any E). It never
+serves as a warm start and is never the chosen point while a trained point exists (it has no
+supernet worth searching).
 
 On every stop the chosen point is the best measured S of the last fit's neighbourhood (the
 point it was made at and its neighbours, all trained for the same E when it was made), so an
@@ -277,8 +281,8 @@ class SpaceEvolution:
             scores = self.train(req)
             self.cache[job_id] = json.loads(json.dumps({**asdict(req), "scores": scores}))
         rec.jobs.append(job_id)
-        rec.epochs = req.total_epochs
         rec.trained = bool(scores.get("trained", True))
+        rec.epochs = req.total_epochs if rec.trained else self._standing_epochs(pt)
         rec.S, rec.A, rec.R = (float(scores[k]) for k in ("S", "A", "R"))
         rec.history.append({"E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R})
         self.total_epochs += epochs if rec.trained else 0
@@ -300,6 +304,11 @@ class SpaceEvolution:
             return None
         return min(trained, key=lambda p: (round(math.dist(p, x), 9), -self.points[p].epochs, p))
 
+    def _standing_epochs(self, pt: Point) -> int:
+        """The E an untrained point stands at: that of its nearest trained point (0 when none)."""
+        src = self._warm_source(pt)
+        return 0 if src is None else self.points[src].epochs
+
     # ---- one step -----------------------------------------------------------------------
     def _affordable(self, epochs: int) -> bool:
         """Whether ``epochs`` more keep the run within ``max_total_epochs`` (a hard cap: a step
@@ -314,21 +323,26 @@ class SpaceEvolution:
         """The k nearest points trained as long as ``x`` (catching neighbours up first); ``None``
         instead of the caught-up list when the catch-up would cross the epoch cap."""
         k, e_x = self.settings.neighbours, self.points[x].epochs
-        same = [p for p in self.points if self.points[p].epochs == e_x]
+        # an untrained point's S does not depend on E: it is level with any E
+        same = [p for p, r in self.points.items() if r.epochs == e_x or not r.trained]
+        # ... but a fit must compare training: two trained points, once the run has two
+        need = min(2, sum(r.trained for r in self.points.values()))
         if len(same) >= k:
             nbrs = self._nearest(x, same, k)
             live = [n > 1 for n in self.grid.shape]  # axes with a single value cannot span anything
-            if not local_fit(np.array(nbrs)[:, live], np.zeros(len(nbrs))).degenerate or k <= sum(live):
+            spans = not local_fit(np.array(nbrs)[:, live], np.zeros(len(nbrs))).degenerate or k <= sum(live)
+            if spans and sum(self.points[p].trained for p in nbrs) >= need:
                 return nbrs, []
         nbrs = self._nearest(x, list(self.points), k)
         if x not in nbrs:
             nbrs = [x, *nbrs[:-1]]
-        target = max(self.points[p].epochs for p in nbrs)
-        lags = sum(target - self.points[p].epochs for p in nbrs if self.points[p].trained)
+        lagging = [p for p in nbrs if self.points[p].trained]
+        target = max((self.points[p].epochs for p in lagging), default=e_x)
+        lags = sum(target - self.points[p].epochs for p in lagging)
         if not self._affordable(lags):
             return nbrs, None
         caught = []
-        for p in nbrs:
+        for p in lagging:
             lag = target - self.points[p].epochs
             if lag > 0:
                 self._visit(p, lag, p)
@@ -352,7 +366,7 @@ class SpaceEvolution:
             "E": self.points[x].epochs,
             "neighbours": [self.grid.key(p) for p in nbrs],
             "neighbour_S": [round(float(s), 6) for s in scores],
-            "neighbour_E": [self.points[p].epochs for p in nbrs],
+            "neighbour_E": [self.points[p].epochs if self.points[p].trained else None for p in nbrs],
             "caught_up": caught,
             "w": [round(float(v), 6) for v in w],
             "intercept": round(fit.intercept, 6),

@@ -317,7 +317,7 @@ def test_points_where_nothing_fits_cost_no_epochs_and_never_seed_a_warm_start():
     evo = SpaceEvolution(GRID, settings, train)
     res = evo.run()
     infeasible = [c for c in calls if c.point[1] == 0]
-    assert infeasible and len(infeasible) >= 2  # its first visit, then free catch-ups in fits
+    assert infeasible and not any("_p4" in k for fit in evo.fits for k in fit["caught_up"])
     assert res["total_epochs"] == sum(c.epochs for c in calls if c.point[1] != 0)
     assert not any(c.init_job and c.init_job.endswith(("_p4/v0", "_p4/v1")) for c in calls if c.point[1] != 0)
     assert evo.points[(0, 0)].trained is False and res["trained"] and res["patch_size"] != 4
@@ -337,3 +337,22 @@ def test_the_chosen_point_is_a_trained_one_while_any_exists():
     # with no trained neighbour in the last fit, the best trained point of the run
     evo.fits[-1] = {**fit, "neighbours": ["r0.4_p4"], "neighbour_S": [1.5]}
     assert evo.points[evo._best_of_last_fit()].trained is False
+
+
+def test_an_untrained_current_point_forces_no_catch_up():
+    """Moving into the infeasible column: the point stands at its nearest trained point's E, so
+    the fit there compares it with the neighbours as they are, without training any of them."""
+    train, calls = _with_infeasible_column(0.0)
+    settings = EvolutionSettings(threshold=(0.01, 0.01), max_steps=20, epochs_per_visit=2,
+                                 init_points=((0.5, 6), (0.6, 6), (0.5, 7)))  # fmt: skip
+    evo = SpaceEvolution(GRID, settings, train)
+    res = evo.run()
+    at_untrained = [f for f in evo.fits if f["at"].endswith("_p4")]
+    assert at_untrained, "the climb reaches the infeasible column"
+    fit = at_untrained[0]
+    assert fit["caught_up"] == []  # no epochs spent on neighbours for a point that has no weights
+    e = [v for v in fit["neighbour_E"] if v is not None]
+    assert fit["neighbour_E"][0] is None and e and len(set(e)) == 1
+    untrained = evo.points[(4, 0)]  # r0.8_p4, reached from r0.7_p5
+    assert fit["at"] == "r0.8_p4" and untrained.trained is False and untrained.epochs == fit["E"] == e[0]
+    assert res["trained"] and res["total_epochs"] == sum(c.epochs for c in calls if c.point[1] != 0)
