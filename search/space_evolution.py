@@ -23,12 +23,12 @@ One step at the current point x:
 
 A point none of whose subnets fits the budget scores A = 0 whatever its weights, so its visits
 report ``trained: False`` and cost no epochs. As its S does not depend on E, it stands at the E
-of its nearest trained point and counts as trained as long as any point: it takes part in
-fits without a catch-up, and being at it never forces catch-ups of its neighbours (a fit still
+of its nearest trained point and counts as trained as long as any point: it takes part in fits
+without a catch-up, and being at it never forces catch-ups of its neighbours (a fit still
 compares at least two trained points once the run has two; a neighbourhood of one trained point
-among untrained ones falls back to the nearest points of any E). It never
-serves as a warm start and is never the chosen point while a trained point exists (it has no
-supernet worth searching).
+among untrained ones falls back to the nearest points of any E). It never serves as a warm
+start and is never the chosen point while a trained point exists (it has no supernet worth
+searching).
 
 On every stop the chosen point is the best measured S of the last fit's neighbourhood (the
 point it was made at and its neighbours, all trained for the same E when it was made), so an
@@ -336,13 +336,13 @@ class SpaceEvolution:
         nbrs = self._nearest(x, list(self.points), k)
         if x not in nbrs:
             nbrs = [x, *nbrs[:-1]]
-        lagging = [p for p in nbrs if self.points[p].trained]
-        target = max((self.points[p].epochs for p in lagging), default=e_x)
-        lags = sum(target - self.points[p].epochs for p in lagging)
+        trained = [p for p in nbrs if self.points[p].trained]  # untrained ones need no catch-up
+        target = max((self.points[p].epochs for p in trained), default=e_x)
+        lags = sum(target - self.points[p].epochs for p in trained)
         if not self._affordable(lags):
             return nbrs, None
         caught = []
-        for p in lagging:
+        for p in trained:
             lag = target - self.points[p].epochs
             if lag > 0:
                 self._visit(p, lag, p)
