@@ -17,6 +17,11 @@ training), so the landscape is measured over several seeds before anything is ju
 3. The space evolution runs once per seed of ``--evo-seeds`` (its initial points and training
    seed; ``<output>/evolve/seed<e>``, resumable like evolve_space.py), its total epochs capped at
    ``--epoch-share`` of the grid's. Gap = best reference S - reference S of the chosen point.
+4. Replay (lookups, no training): the update rule run on the reference landscape itself from
+   ``--replay-seeds`` seeded starts with the evolutions' settings, next to the exact expected
+   gap of the best of as many random trainable points as the replay's mean epochs pay for.
+   Both read the reference without noise: this separates the rule's own error from the
+   measurement noise of the real runs.
 
 Target: mean gap <= 0.01 (1 point of S) with every evolution within 25% of the grid's epochs.
 ``--jobs N`` trains N supernets at once, each in its own process with cores / N threads.
@@ -26,8 +31,10 @@ Rerunning the same command reads every finished job back and continues the rest.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import math
 import os
 import statistics
 import sys
@@ -40,7 +47,7 @@ from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
 from search.point_eval import score_without_training
-from search.space_evolution import Point, VisitRequest
+from search.space_evolution import EvolutionSettings, Grid, Point, SpaceEvolution, VisitRequest
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
 
@@ -61,11 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of the reference")
     p.add_argument("--evo-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the evolution runs")
+    p.add_argument("--replay-seeds", type=int, default=50, help="starts of the no-training replay (0 = none)")
     p.add_argument("--jobs", type=int, default=2, help="supernets trained at once (separate processes)")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
-    if args.jobs < 1 or not 0 <= args.epoch_share <= 1:
-        p.error("--jobs must be >= 1 and --epoch-share in [0, 1]")
+    if args.jobs < 1 or args.replay_seeds < 0 or not 0 <= args.epoch_share <= 1:
+        p.error("--jobs must be >= 1, --replay-seeds >= 0 and --epoch-share in [0, 1]")
     if len(set(args.seeds)) != len(args.seeds) or len(set(args.evo_seeds)) != len(args.evo_seeds):
         p.error("--seeds and --evo-seeds must not repeat a seed")
     return args
@@ -140,6 +148,56 @@ def judge(ref: dict[str, dict[str, Any]], point: str) -> dict[str, Any]:
     }
 
 
+def random_best(ref: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
+    """Exact expected gap (and chance of a gap <= 1 point) of the best of ``n`` >= 1 distinct
+    points drawn uniformly from the trained ones (at least one), each judged by its reference S."""
+    s = sorted((v["S"] for v in ref.values() if v["trained_seeds"]), reverse=True)
+    n = min(n, len(s))
+    p = [math.comb(len(s) - j, n - 1) / math.comb(len(s), n) for j in range(1, len(s) + 1)]  # best = j-th
+    best = max(v["S"] for v in ref.values())
+    return {
+        "points": n,
+        "gap_mean": sum(pj * (best - sj) for pj, sj in zip(p, s, strict=True)),
+        "within_1_point": sum(pj for pj, sj in zip(p, s, strict=True) if best - sj <= 0.01 + 1e-12),
+    }
+
+
+def replay(
+    ref: dict[str, dict[str, Any]], grid: Grid, settings: EvolutionSettings, seeds: int
+) -> dict[str, Any] | None:
+    """The update rule on the reference landscape itself (S looked up, the same at every E) from
+    ``seeds`` seeded starts with ``settings``, beside the best of as many random trained
+    points as its mean epochs pay for."""
+    if seeds == 0 or not any(v["trained_seeds"] for v in ref.values()):
+        return None
+
+    def lookup(req: VisitRequest) -> dict[str, Any]:
+        v = ref[grid.key(req.point)]
+        return {"A": v["A"], "R": v["R"], "S": v["S"], "trained": v["trained_seeds"] > 0}
+
+    best = max(v["S"] for v in ref.values())
+    gaps, epochs = [], []
+    # lookups: the steps of every start would flood the log
+    quiet = logging.getLogger("mcunas.evolve")
+    was_disabled, quiet.disabled = quiet.disabled, True
+    try:
+        for seed in range(seeds):
+            start = dataclasses.replace(settings, seed=seed, final_epochs=0)
+            c = SpaceEvolution(grid, start, lookup, None).run()
+            gaps.append(best - ref[grid.key(grid.index(c["rank_ratio"], c["patch_size"]))]["S"])
+            epochs.append(c["total_epochs"])
+    finally:
+        quiet.disabled = was_disabled
+    n_random = max(1, round(statistics.fmean(epochs) / settings.epochs_per_visit))  # the same spend
+    return {
+        "seeds": seeds,
+        "gap_mean": statistics.fmean(gaps),
+        "within_1_point": sum(g <= 0.01 + 1e-12 for g in gaps) / seeds,
+        "epochs_mean": statistics.fmean(epochs),
+        "random": random_best(ref, n_random),
+    }
+
+
 def measure(args: argparse.Namespace, grid_runs: dict[int, EvolveRun], evo_runs: dict[int, EvolveRun]):
     """Run the evolutions and the grid measurements (``--jobs`` at a time)."""
     first = grid_runs[args.seeds[0]]
@@ -196,6 +254,7 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "epoch_share_max": max(shares),
         "S_sd_mean": statistics.fmean(sds) if sds else None,
         "target_met": mean_gap <= 0.01 and max(shares) <= 0.25,
+        "replay": replay(ref, first.grid, evo_runs[args.evo_seeds[0]].settings, args.replay_seeds),
         "grid_scores": scores,
     }
 
@@ -221,6 +280,15 @@ def report(s: dict[str, Any]) -> str:
         lines.append(
             f"grid seed {v['seed']} picks {v['point']} (own S {v['S_own']:.4f}): reference gap "
             f"{100 * v['gap']:+.2f} points, rank {v['rank']}"
+        )
+    r = s.get("replay")
+    if r:
+        rb = r["random"]
+        lines.append(
+            f"replay on the reference ({r['seeds']} starts, no training): gap mean {100 * r['gap_mean']:.2f} "
+            f"points, within 1 point {100 * r['within_1_point']:.0f}%, {r['epochs_mean']:.1f} epochs; best of "
+            f"{rb['points']} random points: gap {100 * rb['gap_mean']:.2f}, within 1 point "
+            f"{100 * rb['within_1_point']:.0f}%"
         )
     sd = (
         ""

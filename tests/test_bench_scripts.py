@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from bench import bench_int8, run_all, space_vs_grid
 from bench.report import render
 from memory_model import peak_sram
+from search.space_evolution import EvolutionSettings, Grid
 from search_space.config import SubnetConfig
 from search_space.static import StaticViT
 from tests.test_space_evolution import tiny_overrides
@@ -34,6 +36,36 @@ def test_reference_and_gap_on_synthetic_scores() -> None:
         "rank": 2,
     }
     assert space_vs_grid.judge(ref, "a")["gap"] == 0.0 and space_vs_grid.judge(ref, "c")["rank"] == 3
+
+
+def test_random_best_is_the_exact_expectation_over_subsets() -> None:
+    vals = {"a": 1.70, "b": 1.695, "c": 1.65, "d": 1.60, "e": 1.50, "x": 0.0}
+    ref = {k: {"S": v, "trained_seeds": 0 if k == "x" else 3} for k, v in vals.items()}
+    for n in (1, 2, 3, 5):
+        subsets = list(itertools.combinations("abcde", n))  # x is untrained: never drawn
+        gaps = [1.70 - max(vals[k] for k in sub) for sub in subsets]
+        got = space_vs_grid.random_best(ref, n)
+        assert got["points"] == n
+        assert got["gap_mean"] == pytest.approx(sum(gaps) / len(gaps))
+        assert got["within_1_point"] == pytest.approx(sum(g <= 0.01 for g in gaps) / len(gaps))
+    assert space_vs_grid.random_best(ref, 9)["gap_mean"] == pytest.approx(0.0)  # capped at every point
+
+
+def test_replay_climbs_a_plane_and_stalls_on_a_bump() -> None:
+    grid = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
+    settings = EvolutionSettings(epochs_per_visit=4, max_steps=20, max_total_epochs=None)
+
+    def landscape(f):
+        return {grid.key(p): {"S": f(*p), "A": f(*p), "R": 0.0, "trained_seeds": 3} for p in grid.points()}
+
+    plane = space_vs_grid.replay(landscape(lambda i, j: 0.02 * i + 0.015 * j), grid, settings, 5)
+    assert plane["gap_mean"] == pytest.approx(0.0) and plane["within_1_point"] == 1.0
+    # a local maximum at the opposite corner from the global one: starts near it stay there
+    bump = landscape(lambda i, j: 0.05 * (i + j) + (0.4 if (i, j) == (0, 0) else 0.0))
+    r = space_vs_grid.replay(bump, grid, settings, 20)
+    assert 0.0 < r["within_1_point"] < 1.0 and r["gap_mean"] > 0.0
+    assert r["random"]["points"] == max(1, round(r["epochs_mean"] / 4))
+    assert space_vs_grid.replay(bump, grid, settings, 0) is None
 
 
 @pytest.mark.slow
@@ -68,6 +100,11 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         assert own[v["point"]]["S"] == max(x["S"] for x in own.values())
     assert s["gap_mean"] == pytest.approx(sum(v["gap"] for v in s["evolutions"]) / 2)
     assert s["target_met"] == (s["gap_mean"] <= 0.01 and s["epoch_share_max"] <= 0.25)
+    rep = s["replay"]  # the update rule replayed on the reference: lookups, within the same cap
+    assert rep["seeds"] == 50 and 0.0 <= rep["within_1_point"] <= 1.0 and rep["gap_mean"] >= 0.0
+    assert rep["epochs_mean"] <= 3 and rep["random"] == space_vs_grid.random_best(
+        ref, rep["random"]["points"]
+    )
     assert (out / "reference.png").stat().st_size > 0
     # rerunning reads every finished job back: the same summary, nothing trained
     import training.run
@@ -85,6 +122,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     assert (
         f"mean gap {100 * s['gap_mean']:.2f} points over 2 runs" in doc
         and "| supernet step ≤ 1.10× the static model | – | not run |" in doc
+        and f"within 1 point from {100 * rep['within_1_point']:.0f}% of the starts" in doc
     )
 
 
