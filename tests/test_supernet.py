@@ -139,6 +139,27 @@ def test_analytic_flops_match_torch_flop_counter(cfg: SubnetConfig) -> None:
     assert counter.get_total_flops() == count_flops(cfg)
 
 
+def test_static_model_starts_from_the_supernets_initialisation() -> None:
+    """A subnet trained from scratch (`StaticViT(cfg)`) draws every weight from the same
+    distribution as the supernet it could have been extracted from (at the supernet's stored
+    patch size; the position embedding is resampled from the finest grid, so it is left out)."""
+    space = load_space("digits-tiny")
+    cfg = dataclasses.replace(space.sample(np.random.default_rng(0)), patch_size=max(space.patch_size))
+    torch.manual_seed(0)
+    static = StaticViT(cfg).state_dict()
+    torch.manual_seed(1)
+    extracted = extract_subnet(Supernet(space), cfg).state_dict()
+    assert static.keys() == extracted.keys()
+    for name, mine in static.items():
+        theirs = extracted[name]
+        if name == "pos_embed":
+            continue
+        if theirs.std() == 0:  # LayerNorm affines and biases: exact constants
+            assert torch.equal(mine, theirs), name
+        else:
+            assert mine.std().item() == pytest.approx(theirs.std().item(), rel=0.15), name
+
+
 def test_set_active_refuses_configs_outside_the_space() -> None:
     space = load_space("digits-tiny")
     net = Supernet(space)
