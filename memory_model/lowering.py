@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from memory_model.flash import QPARAM_BYTES
-from memory_model.planner import Buffer
+from memory_model.lowered_graph import GraphOp, GraphTensor, LoweredGraph, finish_graph
 
 _FUSABLE_ACT_HOSTS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"}
 _FUSABLE_BN_HOSTS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
@@ -27,31 +27,11 @@ _ELEMENTWISE = {
     "sqrt": "SQRT", "rsqrt": "RSQRT", "pow": "POW", "abs": "ABS", "neg": "NEG", "maximum": "MAXIMUM",
     "minimum": "MINIMUM", "clamp": "RELU_N1_TO_1", "leaky_relu": "LEAKY_RELU", "elu": "ELU",
 }  # fmt: skip
-_SCRATCH_OPS = {"MEAN", "SUM"}
 _TFLITE_NAMES = {
     "SPLIT_WITH_SIZES": "SPLIT_V", "SPLIT": "SPLIT_V", "CHUNK": "SPLIT", "UNBIND": "UNPACK",
     "UPSAMPLE_BILINEAR2D": "RESIZE_BILINEAR", "UPSAMPLE_NEAREST2D": "RESIZE_NEAREST_NEIGHBOR",
     "STACK": "PACK", "INDEX": "GATHER", "EMBEDDING": "GATHER",
 }  # fmt: skip
-
-
-@dataclass
-class _Tensor:
-    name: str
-    shape: tuple[int, ...]
-    elem_bytes: int
-    late: bool = False
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * self.elem_bytes
-
-
-@dataclass
-class _Op:
-    kind: str
-    ins: list[int]
-    outs: list[int]
 
 
 @dataclass
@@ -68,43 +48,6 @@ class _Const:
     sources: frozenset[str]  # parameter / buffer names it is computed from
 
 
-@dataclass
-class LoweredGraph:
-    """The int8 operator graph of a model: tensors in the converter's order, ops in run order."""
-
-    tensors: list[_Tensor]
-    ops: list[_Op]
-    inputs: list[int]
-    outputs: list[int]
-    flash_bytes: int
-
-    def op_kinds(self) -> list[str]:
-        return [op.kind for op in self.ops]
-
-    def buffers(self) -> list[Buffer]:
-        """Planned buffers (TFLM rules, see :mod:`memory_model.tflite_graph`; aliases share)."""
-        first: dict[int, int] = {t: 0 for t in self.inputs}
-        last: dict[int, int] = dict(first)
-        for k, op in enumerate(self.ops):
-            scope = k + 1
-            for t in op.ins + op.outs:
-                first.setdefault(t, scope)
-                last[t] = max(last.get(t, scope), scope)
-        for t in self.outputs:
-            last[t] = len(self.ops)
-        out = [
-            Buffer(t.name, t.nbytes, first[i], last[i])
-            for i, t in enumerate(self.tensors)
-            if i in first and t.nbytes > 0
-        ]
-        for k, op in enumerate(self.ops):
-            if op.kind in _SCRATCH_OPS and self.tensors[op.ins[0]].elem_bytes == 1:
-                out.append(
-                    Buffer(f"scratch:{op.kind}@{k}", 4 * self.tensors[op.outs[0]].nbytes, k + 1, k + 1)
-                )
-        return out
-
-
 def _op_name(node: torch.fx.Node) -> str:
     target = node.target
     packet = getattr(target, "_overloadpacket", None)
@@ -114,8 +57,8 @@ def _op_name(node: torch.fx.Node) -> str:
 class Lowering:
     def __init__(self, ep: torch.export.ExportedProgram) -> None:
         self.ep = ep
-        self.tensors: list[_Tensor] = []
-        self.ops: list[_Op] = []
+        self.tensors: list[GraphTensor] = []
+        self.ops: list[GraphOp] = []
         self.env: dict[str, Any] = {}
         self.counted: set[str] = set()
         self.flash_bytes = 0
@@ -130,13 +73,13 @@ class Lowering:
 
     # ---- builders ---------------------------------------------------------------------
     def new_tensor(self, name: str, shape: tuple[int, ...], elem_bytes: int = 1, late: bool = False) -> int:
-        self.tensors.append(_Tensor(name, tuple(int(s) for s in shape), elem_bytes, late))
+        self.tensors.append(GraphTensor(name, tuple(int(s) for s in shape), elem_bytes, late))
         return len(self.tensors) - 1
 
     def emit(self, kind: str, ins: list[int], shape: tuple[int, ...], name: str, late: bool = False) -> int:
         out = self.new_tensor(name, shape, late=late)
         self.producer[out] = len(self.ops)
-        self.ops.append(_Op(kind, list(ins), [out]))
+        self.ops.append(GraphOp(kind, list(ins), [out]))
         return out
 
     def kind_of(self, tensor: int) -> str | None:
@@ -235,7 +178,7 @@ class Lowering:
                 self.env[node.name] = self.lower_node(node)
             elif node.op == "output":
                 outputs = [a.tensor for a in self.acts(node.args[0])]
-        return self.finish(graph_inputs, outputs)
+        return finish_graph(self.tensors, self.ops, self.producer, graph_inputs, outputs, self.flash_bytes)
 
     def lower_node(self, node: torch.fx.Node) -> Any:
         name = _op_name(node)
@@ -285,7 +228,7 @@ class Lowering:
         ]
         for o in outs:
             self.producer[o] = len(self.ops)
-        self.ops.append(_Op(kind, [a.tensor for a in acts], outs))
+        self.ops.append(GraphOp(kind, [a.tensor for a in acts], outs))
         res = [_Act(o, tuple(v.shape)) for o, v in zip(outs, vals, strict=True)]
         return res if isinstance(val, (list, tuple)) else res[0]
 
@@ -533,66 +476,3 @@ class Lowering:
         return self._simple(node, "PAD", [acts[0].tensor], acts[0].nhwc)
 
     _l_constant_pad_nd = _l_pad
-
-    # ---- peepholes and numbering ------------------------------------------------------
-    def finish(self, inputs: list[int], outputs: list[int]) -> LoweredGraph:
-        ops = self.ops
-        readers = _readers(ops)
-        for k, op in enumerate(ops):  # chained reshapes collapse: read the first one's input
-            if op.kind != "RESHAPE":
-                continue
-            src = op.ins[0]
-            j = self.producer.get(src)
-            if j is not None and ops[j].kind == "RESHAPE" and readers[src] == [k] and src not in outputs:
-                op.ins = list(ops[j].ins)
-                ops[j].kind = "_DEAD"
-                readers[op.ins[0]] = [k if r == j else r for r in readers[op.ins[0]]]
-        ops = [op for op in ops if op.kind != "_DEAD"]
-        readers = _readers(ops)
-        producer = {t: k for k, op in enumerate(ops) for t in op.outs}
-        dead: set[int] = set()
-        for k, op in enumerate(ops):  # FC flattens its input: a reshape keeping the last axis is free
-            if op.kind != "FULLY_CONNECTED":
-                continue
-            j = producer.get(op.ins[0])
-            if j is None or ops[j].kind != "RESHAPE" or readers[op.ins[0]] != [k]:
-                continue
-            src = ops[j].ins[0]
-            if self.tensors[src].shape[-1:] == self.tensors[op.ins[0]].shape[-1:]:
-                op.ins[0] = src
-                dead.add(j)
-        ops = [op for k, op in enumerate(ops) if k not in dead]
-        readers = _readers(ops)
-        for k in range(len(ops) - 1):  # a transpose sinks below an element-wise op with a constant
-            a, b = ops[k], ops[k + 1]
-            if (
-                a.kind == "TRANSPOSE"
-                and b.kind in ("ADD", "MUL", "SUB")
-                and b.ins == a.outs
-                and readers[a.outs[0]] == [k + 1]
-            ):
-                t_mid, t_out = a.outs[0], b.outs[0]
-                src_shape = self.tensors[a.ins[0]].shape
-                self.tensors[t_mid].shape, self.tensors[t_mid].name = src_shape, self.tensors[t_out].name
-                self.tensors[t_out].name = self.tensors[t_mid].name + ".t"
-                ops[k], ops[k + 1] = _Op(b.kind, a.ins, [t_mid]), _Op("TRANSPOSE", [t_mid], [t_out])
-        # number tensors as the converter does: inputs, outputs in op order, appended ones last
-        order = list(inputs)
-        for op in ops:
-            order += [t for t in op.outs if t not in order and not self.tensors[t].late]
-        order += [t for op in ops for t in op.outs if self.tensors[t].late and t not in order]
-        remap = {t: i for i, t in enumerate(order)}
-        tensors = [self.tensors[t] for t in order]
-        new_ops = [_Op(op.kind, [remap[t] for t in op.ins], [remap[t] for t in op.outs]) for op in ops]
-        return LoweredGraph(
-            tensors, new_ops, [remap[t] for t in inputs], [remap[t] for t in outputs], self.flash_bytes
-        )
-
-
-def _readers(ops: list[_Op]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for k, op in enumerate(ops):
-        for t in op.ins:
-            if not out.get(t) or out[t][-1] != k:
-                out.setdefault(t, []).append(k)
-    return out

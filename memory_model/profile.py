@@ -49,7 +49,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from memory_model.lowering import LoweredGraph, Lowering
+from memory_model.lowered_graph import LoweredGraph
+from memory_model.lowering import Lowering
 from memory_model.planner import Buffer, Plan, greedy_plan, max_live_bytes
 
 
