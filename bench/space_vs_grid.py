@@ -54,6 +54,11 @@ from training.checkpoint import atomic_write_text
 TARGET_GAP = 0.01  # 1 point of S
 
 
+def within_target(gap: float) -> bool:
+    """A gap to the reference best within the target (float round-off tolerated)."""
+    return gap <= TARGET_GAP + 1e-12
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", type=argparse_budget, required=True, help=BUDGET_HELP)
@@ -160,7 +165,7 @@ def random_best(ref: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     return {
         "points": n,
         "gap_mean": sum(pj * (best - sj) for pj, sj in zip(p, s, strict=True)),
-        "within_1_point": sum(pj for pj, sj in zip(p, s, strict=True) if best - sj <= TARGET_GAP + 1e-12),
+        "within_1_point": sum(pj for pj, sj in zip(p, s, strict=True) if within_target(best - sj)),
     }
 
 
@@ -193,7 +198,7 @@ def replay(
     return {
         "seeds": seeds,
         "gap_mean": statistics.fmean(gaps),
-        "within_1_point": sum(g <= TARGET_GAP + 1e-12 for g in gaps) / seeds,
+        "within_1_point": sum(within_target(g) for g in gaps) / seeds,
         "epochs_mean": statistics.fmean(epochs),
         "random": random_best(ref, n_random),
     }
@@ -254,7 +259,7 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "epoch_share_mean": statistics.fmean(shares),
         "epoch_share_max": max(shares),
         "S_sd_mean": statistics.fmean(sds) if sds else None,
-        "target_met": mean_gap <= TARGET_GAP and max(shares) <= 0.25,
+        "target_met": within_target(mean_gap) and max(shares) <= 0.25,
         "replay": replay(ref, first.grid, evo_runs[args.evo_seeds[0]].settings, args.replay_seeds),
         "grid_scores": scores,
     }

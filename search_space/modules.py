@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from timm.layers import resample_patch_embed
 from torch import nn
 
-from search_space.static import LN_EPS, RelativePosition2D, attention
+from search_space.static import LN_EPS, RelativePosition2D, attention, init_patch_embed_
 
 Params = dict[str, torch.Tensor]
 
@@ -112,9 +112,8 @@ class SuperPatchEmbed(nn.Module):
         super().__init__()
         self.base_patch = base_patch
         self.weight = nn.Parameter(torch.empty(max_embed, in_chans, base_patch, base_patch))
-        self.bias = nn.Parameter(torch.zeros(max_embed))
-        fan_in = in_chans * base_patch * base_patch
-        nn.init.trunc_normal_(self.weight, std=fan_in**-0.5)
+        self.bias = nn.Parameter(torch.empty(max_embed))
+        init_patch_embed_(self.weight, self.bias)
 
     def active_params(self, embed: int, patch: int) -> Params:
         w = self.weight[:embed]

@@ -142,6 +142,14 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+def init_patch_embed_(weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """The patch projection's initialisation, shared with the supernet: std fan_in^-1/2, zero
+    bias. torch's conv default (1/sqrt(3) of that, plus a bias as large) kept from-scratch
+    digits subnets at chance through a 10-epoch training."""
+    nn.init.trunc_normal_(weight, std=weight[0].numel() ** -0.5)
+    nn.init.zeros_(bias)
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping patch convolution; the input is zero-padded bottom/right to the grid."""
 
@@ -149,11 +157,7 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.patch_size = cfg.patch_size
         self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
-        # The supernet's initialisation (`SuperPatchEmbed`): std fan_in^-1/2, zero bias. torch's
-        # default (1/sqrt(3) of that, plus a bias as large) kept from-scratch digits subnets at
-        # chance through a 10-epoch training.
-        nn.init.trunc_normal_(self.proj.weight, std=self.proj.weight[0].numel() ** -0.5)
-        nn.init.zeros_(self.proj.bias)
+        init_patch_embed_(self.proj.weight, self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.patch_size
