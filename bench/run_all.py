@@ -95,6 +95,15 @@ def steps(py: str) -> list[Step]:
             copy=(("summary", "runs/bench/space_vs_grid/summary.json"),),
             figure="runs/bench/space_vs_grid/reference.png",
         ),
+        Step(
+            "space_vs_grid_lecun",
+            (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid_lecun",
+             "-o", "evolve.epochs_per_visit=4", "-o", "recipe.overrides.model.qkv_init=lecun",
+             "-o", "recipe.overrides.optim.warmup_epochs=1",
+             "--seeds", "0", "1", "2", "--evo-seeds", "0", "1", "2", "--jobs", "2"),
+            copy=(("summary", "runs/bench/space_vs_grid_lecun/summary.json"),),
+            figure="runs/bench/space_vs_grid_lecun/reference.png",
+        ),
         Step("supernet_train", (py, "supernet_train.py", "--cfg", "configs/train/digits-tiny.yaml"),
              copy=(("final", "runs/digits-tiny/final.json"),)),
         Step(

@@ -142,6 +142,29 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+QKV_INITS = ("trunc_normal", "lecun")
+
+
+@torch.no_grad()
+def init_qkv_(model: nn.Module, scheme: str) -> int:
+    """Initialise every attention's qkv projection of ``model`` (a supernet or a `StaticViT`)
+    under ``scheme`` and return how many there are.
+
+    ``trunc_normal`` leaves timm's std 0.02 as built. ``lecun`` draws std fan_in^-1/2 (a
+    factorised qkv: ``v`` std fan_in^-1/2, ``u`` std rank^-1/2), so q and k of a layer-normed
+    token start with unit-scale entries: at std 0.02 the attention logits start ~0.04 and the
+    attention uniform, a plateau short trainings on small data can spend whole epochs in.
+    """
+    if scheme not in QKV_INITS:
+        raise ValueError(f"qkv init must be one of {QKV_INITS}, not {scheme!r}")
+    layers = [m for name, m in model.named_modules() if name.endswith("attn.qkv")]
+    if scheme == "lecun":
+        for m in layers:
+            for w in (m.v.weight, m.u.weight) if hasattr(m, "v") else (m.weight,):
+                nn.init.trunc_normal_(w, std=w.shape[1] ** -0.5)
+    return len(layers)
+
+
 def init_patch_embed_(weight: torch.Tensor, bias: torch.Tensor) -> None:
     """The patch projection's initialisation, shared with the supernet: std fan_in^-1/2, zero
     bias. torch's conv default (1/sqrt(3) of that, plus a bias as large) kept from-scratch

@@ -122,6 +122,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     assert (
         f"mean gap {100 * s['gap_mean']:.2f} points over 2 runs" in doc
         and "| supernet step ≤ 1.10× the static model | – | not run |" in doc
+        and "≤ 25% of its epochs (qkv init lecun) | – | not run |" in doc  # the variant: its own step
         and f"within 1 point from {100 * rep['within_1_point']:.0f}% of the starts" in doc
     )
 

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import timm
 import torch
+from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from search_space import ConfigError, SearchSpace, SubnetConfig, load_space
 from search_space.counting import count_flops, count_params
-from search_space.static import StaticViT, timm_vit_to_static
+from search_space.static import QKV_INITS, StaticViT, init_qkv_, timm_vit_to_static
 from search_space.supernet import Supernet, extract_subnet
 from search_space.svd_init import init_from_dense, load_dense_state_dict
+from training.config import QKV_INITS as CONFIG_QKV_INITS
 
 PRESETS = ["mcuformer-t", "autoformer-t", "autoformer-s", "autoformer-b", "digits-tiny"]
 
@@ -158,6 +160,54 @@ def test_static_model_starts_from_the_supernets_initialisation() -> None:
             assert torch.equal(mine, theirs), name
         else:
             assert mine.std().item() == pytest.approx(theirs.std().item(), rel=0.15), name
+
+
+def _attention_logit_sd(model: nn.Module) -> float:
+    """Std of the first attention's q.k / sqrt(head_dim) over unit-scale (layer-normed) tokens."""
+    attn = model.blocks[0].attn
+    hd = attn.head_dim
+    x = torch.randn(64, model.blocks[0].norm1.weight.shape[0])
+    with torch.no_grad():
+        qkv = attn.qkv(x) if isinstance(model, StaticViT) else attn.qkv(x, attn.qkv.max_out)
+    q, k = qkv[:, :hd], qkv[:, qkv.shape[1] // 3 : qkv.shape[1] // 3 + hd]
+    return ((q @ k.T) / hd**0.5).std().item()
+
+
+def test_lecun_qkv_init_gives_unit_scale_attention_logits_and_touches_nothing_else() -> None:
+    """The default leaves the supernet bit-identical; ``lecun`` redraws only the qkv weights,
+    at std fan_in^-1/2, which turns near-uniform attention (logit sd ~0.04) into O(1) logits."""
+    space = load_space("digits-tiny")
+    nets = {}
+    for scheme in ("reference", "trunc_normal", "lecun"):
+        torch.manual_seed(0)
+        nets[scheme] = Supernet(space)
+        if scheme != "reference":
+            assert init_qkv_(nets[scheme], scheme) == max(space.depth)
+    ref = nets["reference"].state_dict()
+    assert all(torch.equal(t, ref[k]) for k, t in nets["trunc_normal"].state_dict().items())
+    for name, t in nets["lecun"].state_dict().items():
+        if name.endswith("attn.qkv.weight"):
+            assert t.std().item() == pytest.approx(t.shape[1] ** -0.5, rel=0.1), name
+        else:
+            assert torch.equal(t, ref[name]), name
+    default, lecun = nets["trunc_normal"], nets["lecun"]
+    assert QKV_INITS == CONFIG_QKV_INITS  # the config's torch-free copy of the choices
+    assert _attention_logit_sd(default) < 0.1 < 0.5 < _attention_logit_sd(lecun)
+
+
+def test_lecun_qkv_init_of_a_factorised_projection_keeps_the_product_at_fan_in_scale() -> None:
+    cfg = SubnetConfig(
+        embed_dim=96, depth=1, num_heads=(4,), mlp_ratio=(2.0,), patch_size=8, img_size=32,
+        rank_ratio=0.5, attn_rank_ratio=0.5, head_dim=16,
+    )  # fmt: skip
+    model = StaticViT(cfg)
+    assert init_qkv_(model, "lecun") == 1
+    qkv = model.blocks[0].attn.qkv
+    product = qkv.u.weight @ qkv.v.weight
+    assert product.std().item() == pytest.approx(96**-0.5, rel=0.15)
+    assert _attention_logit_sd(model) > 0.5
+    with pytest.raises(ValueError, match="qkv init must be one of"):
+        init_qkv_(model, "xavier")
 
 
 def test_set_active_refuses_configs_outside_the_space() -> None:

@@ -141,6 +141,27 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(
     assert load_checkpoint(out / "checkpoint.pth")["epoch"] == 1
 
 
+def test_lecun_qkv_init_reaches_the_trained_supernet(tmp_path: Path, data_dir: Path) -> None:
+    """``model.qkv_init`` is applied to the fresh supernet: after one low-lr epoch its qkv weights
+    still sit at std fan_in^-1/2 (24^-1/2 = 0.20), ten times timm's 0.02 the default keeps."""
+    stds = {}
+    for scheme in ("trunc_normal", "lecun"):
+        out = tmp_path / scheme
+        path = write_cfg(
+            tmp_path / f"{scheme}.yaml",
+            data_dir,
+            out,
+            optim={"epochs": 1, "lr": 1e-4},
+            model={"qkv_init": scheme},
+        )
+        train_supernet(load_config(path))
+        ckpt = load_checkpoint(out / "checkpoint.pth")
+        assert ckpt["config"]["model"]["qkv_init"] == scheme
+        stds[scheme] = ckpt["model"]["blocks.0.attn.qkv.weight"].std().item()
+    assert stds["trunc_normal"] == pytest.approx(0.02, rel=0.3)
+    assert stds["lecun"] == pytest.approx(24**-0.5, rel=0.2)
+
+
 BAD = [
     (["-o", "optim.lrate=1"], "unknown config key 'optim.lrate'"),
     (["-o", "optim.epochs=ten"], "wrong type"),
@@ -153,6 +174,7 @@ BAD = [
     (["-o", "space.embed_dim=[]"], "embed_dim"),
     (["-o", "optim.amp=fp16"], "fp16"),
     (["-o", "device=tpu"], "device"),
+    (["-o", "model.qkv_init=xavier"], "model.qkv_init must be trunc_normal or lecun"),
     (["-o", "optimlr"], "section.key=value"),
     (["-o", "data=3"], "must be a mapping"),
 ]

@@ -20,12 +20,15 @@ import yaml
 
 from search_space.errors import ConfigError
 
+QKV_INITS = ("trunc_normal", "lecun")  # search_space.static.init_qkv_ (kept torch-free here)
+
 
 @dataclass
 class ModelCfg:
     drop_path: float = 0.1  # stochastic depth rate at the deepest block
     init_from: str | None = None  # dense ViT checkpoint file (timm DeiT) for SVD initialisation
     init_supernet: str | None = None  # supernet checkpoint (any space point) to warm-start from
+    qkv_init: str = "trunc_normal"  # supernet qkv init: trunc_normal (std 0.02) | lecun (std fan_in^-1/2)
 
 
 @dataclass
@@ -174,6 +177,7 @@ def _check_values(cfg: TrainConfig) -> None:
         (cfg.eval.num_subnets >= 0 and cfg.eval.every > 0, "eval.num_subnets >= 0 and eval.every > 0"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         (0 <= cfg.model.drop_path < 1, "model.drop_path must be in [0, 1)"),
+        (cfg.model.qkv_init in QKV_INITS, "model.qkv_init must be trunc_normal or lecun"),
         (
             cfg.log.wandb_mode in ("offline", "online", "disabled"),
             "log.wandb_mode must be offline/online/disabled",

@@ -14,6 +14,7 @@ import numpy as np
 
 from search_space.config import SubnetConfig
 from search_space.space import SearchSpace, load_space
+from search_space.static import init_qkv_
 from search_space.supernet import Supernet
 from training.checkpoint import atomic_write_text, load_checkpoint
 from training.config import TrainConfig, save_config
@@ -76,6 +77,7 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
 
     seed_epoch(cfg.seed, info.rank, 1_000_000)  # model initialisation
     model = Supernet(space, drop_path_rate=cfg.model.drop_path).to(info.device)
+    init_qkv_(model, cfg.model.qkv_init)
     if cfg.model.init_from and ckpt is None:
         from search_space.svd_init import init_from_dense, load_dense_state_dict
 
