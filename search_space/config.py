@@ -28,6 +28,7 @@ from search_space.errors import ConfigError
 
 POOLS = ("cls", "avg")
 ACTS = ("gelu", "gelu_sigmoid", "relu")  # exact GELU, x*sigmoid(1.702x), ReLU
+QKV_INITS = ("trunc_normal", "lecun")  # search_space.static.init_qkv_: timm std 0.02 | fan_in^-1/2
 
 
 def low_rank_dim(ratio: float, d_in: int, d_out: int) -> int:

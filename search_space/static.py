@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from search_space.config import SubnetConfig
+from search_space.config import QKV_INITS, SubnetConfig
 
 LN_EPS = 1e-6  # timm's ViT LayerNorm epsilon
 
@@ -140,9 +140,6 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, grid: int, with_cls: bool) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), grid, with_cls))
         return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-QKV_INITS = ("trunc_normal", "lecun")
 
 
 @torch.no_grad()

@@ -191,7 +191,7 @@ def test_lecun_qkv_init_gives_unit_scale_attention_logits_and_touches_nothing_el
         else:
             assert torch.equal(t, ref[name]), name
     default, lecun = nets["trunc_normal"], nets["lecun"]
-    assert QKV_INITS == CONFIG_QKV_INITS  # the config's torch-free copy of the choices
+    assert QKV_INITS == CONFIG_QKV_INITS  # the config validates the choices init_qkv_ takes
     assert _attention_logit_sd(default) < 0.1 < 0.5 < _attention_logit_sd(lecun)
 
 

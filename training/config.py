@@ -18,9 +18,8 @@ from typing import Any
 
 import yaml
 
+from search_space.config import QKV_INITS
 from search_space.errors import ConfigError
-
-QKV_INITS = ("trunc_normal", "lecun")  # search_space.static.init_qkv_ (kept torch-free here)
 
 
 @dataclass
