@@ -268,6 +268,14 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         + _figure(name, "reference S over the grid and the evolutions' paths")
     )
     grid_gap = statistics.fmean(v["gap"] for v in s["grid_picks"])
+    f = s.get("noise_floor")
+    floor = "" if not f else (
+        f" An oracle that always picks the landscape's best point would itself land {100 * f['gap_mean']:.2f} "
+        f"points below the best of a fresh {len(seeds)}-seed reference on average, and within 1 point "
+        f"{100 * f['within_1_point']:.0f}% of the time (the reference means taken as the truth, pooled sd "
+        f"{100 * f['S_sd_pooled']:.2f} points, {f['draws']:,} simulated references): the noise floor of "
+        "this measurement, below which no method's gap can be told apart."
+    )  # fmt: skip
     doc.target(
         what,
         f"mean gap {gap:.2f} points over {len(s['evolutions'])} runs, ≤ {100 * share:.0f}% of the epochs",
@@ -276,7 +284,7 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         f"seeds, so the {len(seeds)}-seed reference is itself uncertain by about "
         f"{100 * (s['S_sd_mean'] or 0) / len(seeds) ** 0.5:.1f} points at each point: more than the target. "
         f"The exhaustive grid's own single-seed picks miss the reference best by {100 * grid_gap:.2f} points on "
-        f"average, the evolution by {gap:.2f} with at most {100 * share:.0f}% of the epochs.",
+        f"average, the evolution by {gap:.2f} with at most {100 * share:.0f}% of the epochs.{floor}",
     )
 
 

@@ -22,6 +22,9 @@ training), so the landscape is measured over several seeds before anything is ju
    gap of the best of as many random trainable points as the replay's mean epochs pay for.
    Both read the reference without noise: this separates the rule's own error from the
    measurement noise of the real runs.
+5. Noise floor (simulation, no training): the mean gap of an oracle that always picks the
+   landscape's best point, judged on fresh references drawn with the measured spread. A gap at
+   or below it cannot be told apart from the best at this number of reference seeds.
 
 Target: mean gap <= 0.01 (1 point of S) with every evolution within 25% of the grid's epochs.
 ``--jobs N`` trains N supernets at once, each in its own process with cores / N threads.
@@ -41,6 +44,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
@@ -169,6 +174,32 @@ def random_best(ref: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     }
 
 
+def noise_floor(ref: dict[str, dict[str, Any]], n_seeds: int, draws: int = 20000) -> dict[str, Any] | None:
+    """The gap an oracle shows from the reference's own noise: it always picks the best point of
+    the landscape, judged on fresh ``n_seeds``-seed references simulated around it.
+
+    The observed reference means are taken as the truth and one measurement's spread as the
+    pooled per-point sd over the trained points (normal noise, sd / sqrt(n_seeds) on a mean;
+    untrained points are exact). A lower bound in effect: the observed means are spread wider
+    than the truth, which gives the oracle's point a larger margin than it has. ``None`` with
+    fewer than two seeds (no spread to measure)."""
+    trained = [k for k, v in ref.items() if v["trained_seeds"] == n_seeds and v["S_sd"] is not None]
+    if n_seeds < 2 or not trained:
+        return None
+    sd = math.sqrt(statistics.fmean(ref[k]["S_sd"] ** 2 for k in trained))
+    mu = np.array([v["S"] for v in ref.values()])
+    noisy = np.array([k in trained for k in ref], dtype=float)
+    rng = np.random.default_rng(0)
+    sim = mu + rng.standard_normal((draws, len(mu))) * noisy * (sd / math.sqrt(n_seeds))
+    gap = sim.max(axis=1) - sim[:, int(np.argmax(mu))]
+    return {
+        "S_sd_pooled": sd,
+        "draws": draws,
+        "gap_mean": float(gap.mean()),
+        "within_1_point": float(np.mean(gap <= TARGET_GAP + 1e-12)),
+    }
+
+
 def replay(
     ref: dict[str, dict[str, Any]], grid: Grid, settings: EvolutionSettings, seeds: int
 ) -> dict[str, Any] | None:
@@ -261,6 +292,7 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "S_sd_mean": statistics.fmean(sds) if sds else None,
         "target_met": within_target(mean_gap) and max(shares) <= 0.25,
         "replay": replay(ref, first.grid, evo_runs[args.evo_seeds[0]].settings, args.replay_seeds),
+        "noise_floor": noise_floor(ref, len(scores)),
         "grid_scores": scores,
     }
 
@@ -296,6 +328,13 @@ def report(s: dict[str, Any]) -> str:
             f"{rb['points']} random points: gap {100 * rb['gap_mean']:.2f}, within 1 point "
             f"{100 * rb['within_1_point']:.0f}%"
         )
+    f = s.get("noise_floor")
+    if f:
+        lines.append(
+            f"noise floor: an oracle picking the landscape's best point lands {100 * f['gap_mean']:.2f} points "
+            f"below the best of a fresh {len(s['seeds'])}-seed reference on average, within 1 point "
+            f"{100 * f['within_1_point']:.0f}% of the time (pooled sd {100 * f['S_sd_pooled']:.2f} points)"
+        )
     sd = (
         ""
         if s["S_sd_mean"] is None
@@ -316,8 +355,9 @@ def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
     at = {run.grid.key(p): p for p in run.grid.points()}
     cells = {at[k]: (v["S"], f"{v['S']:.3f}") for k, v in s["reference"].items()}
     paths = [([at[k] for k in v["trajectory"]], at[v["point"]]) for v in s["evolutions"]]
+    untrained = {at[k] for k, v in s["reference"].items() if not v["trained_seeds"]}
     title = f"reference S (mean of {len(s['seeds'])} seeds, E = {s['epochs_per_visit']}) and the evolutions"
-    plot_grid(cells, run.grid, paths, title, path)
+    plot_grid(cells, run.grid, paths, title, path, untrained)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,21 @@ def plot_grid(
     paths: Sequence[tuple[Sequence[Point], Point | None]],
     title: str,
     path: str | Path,
+    untrained: Collection[Point] = (),
 ) -> None:
     """Heat map of S per grid point (``cells``: point -> (S, label)); each path of ``paths``
     (its points, its chosen point) drawn as arrows in its own colour with a star on the chosen
-    point. Points without a value stay blank."""
+    point. Points without a value, and the ``untrained`` ones (nothing fits: S = η·R, far below
+    any trained point), are grey and left out of the colour scale, so that it resolves the
+    differences between trained points; the latter keep their label."""
     n_r, n_p = grid.shape
     s = np.full((n_r, n_p), np.nan)
     for (i, j), (v, _) in cells.items():
-        s[i, j] = v
+        if (i, j) not in untrained:
+            s[i, j] = v
     with _PYPLOT:
         fig, ax = plt.subplots(figsize=(1.2 * n_p + 2.5, 0.6 * n_r + 1.8))
+        ax.set_facecolor("lightgrey")
         im = ax.imshow(s, origin="lower", cmap="viridis", aspect="auto")
         fig.colorbar(im, ax=ax, label="S = A + η·R")
         for (i, j), (_, label) in cells.items():
@@ -72,4 +77,5 @@ def plot_scores(state: dict[str, Any], grid: Grid, path: str | Path) -> None:
     chosen = grid.index(result["rank_ratio"], result["patch_size"]) if result else None
     trail = [tuple(t["point"]) for t in state["trajectory"]]
     title = f"space evolution: {len(state['points'])} points, {state['total_epochs']} epochs"
-    plot_grid(cells, grid, [(trail, chosen)], title, path)  # type: ignore[arg-type]
+    untrained = {tuple(p["point"]) for p in state["points"].values() if not p.get("trained", True)}
+    plot_grid(cells, grid, [(trail, chosen)], title, path, untrained)  # type: ignore[arg-type]

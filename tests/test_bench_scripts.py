@@ -51,6 +51,23 @@ def test_random_best_is_the_exact_expectation_over_subsets() -> None:
     assert space_vs_grid.random_best(ref, 9)["gap_mean"] == pytest.approx(0.0)  # capped at every point
 
 
+def test_noise_floor_of_a_clear_and_of_a_flat_landscape() -> None:
+    def ref(means, sd):
+        return {k: {"S": m, "S_sd": sd, "trained_seeds": 3} for k, m in means.items()}
+
+    # a best 20 points clear of the rest, measured to 0.5 point: an oracle's pick is never beaten
+    clear = space_vs_grid.noise_floor(ref({"a": 1.9, "b": 1.7, "c": 1.6}, 0.005), 3)
+    assert clear["within_1_point"] == 1.0 and clear["gap_mean"] == pytest.approx(0.0, abs=1e-6)
+    assert clear["S_sd_pooled"] == pytest.approx(0.005)
+    # ten points within 1 point of each other, measured to 6 points: the oracle's pick loses to noise
+    flat = space_vs_grid.noise_floor(ref({f"p{i}": 1.65 - 0.001 * i for i in range(10)}, 0.06), 3)
+    assert flat["gap_mean"] > 0.02 and flat["within_1_point"] < 0.5
+    # untrained points are exact and never the noise; one seed has no spread
+    exact = {**ref({"a": 1.7}, 0.06), "x": {"S": 0.3, "S_sd": 0.0, "trained_seeds": 0}}
+    assert space_vs_grid.noise_floor(exact, 3)["gap_mean"] == 0.0
+    assert space_vs_grid.noise_floor(ref({"a": 1.7}, None), 1) is None
+
+
 def test_replay_climbs_a_plane_and_stalls_on_a_bump() -> None:
     grid = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
     settings = EvolutionSettings(epochs_per_visit=4, max_steps=20, max_total_epochs=None)
@@ -105,6 +122,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     assert rep["epochs_mean"] <= 3 and rep["random"] == space_vs_grid.random_best(
         ref, rep["random"]["points"]
     )
+    assert s["noise_floor"] == pytest.approx(space_vs_grid.noise_floor(ref, 2))  # two seeds: a spread
     assert (out / "reference.png").stat().st_size > 0
     # rerunning reads every finished job back: the same summary, nothing trained
     import training.run
@@ -124,6 +142,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         and "| supernet step ≤ 1.10× the static model | – | not run |" in doc
         and "≤ 25% of its epochs (qkv init lecun) | – | not run |" in doc  # the variant: its own step
         and f"within 1 point from {100 * rep['within_1_point']:.0f}% of the starts" in doc
+        and f"itself land {100 * s['noise_floor']['gap_mean']:.2f} points below" in doc
     )
 
 
