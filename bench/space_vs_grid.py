@@ -17,14 +17,17 @@ training), so the landscape is measured over several seeds before anything is ju
 3. The space evolution runs once per seed of ``--evo-seeds`` (its initial points and training
    seed; ``<output>/evolve/seed<e>``, resumable like evolve_space.py), its total epochs capped at
    ``--epoch-share`` of the grid's. Gap = best reference S - reference S of the chosen point.
+   A run under a reference seed is judged on the reference without that seed: its
+   from-scratch visits are that seed's grid jobs bit for bit (a grid pick is its own seed's
+   argmax), so a reference holding them shares its noise and flatters it.
 4. Replay (lookups, no training): the update rule run on the reference landscape itself from
    ``--replay-seeds`` seeded starts with the evolutions' settings, next to the exact expected
    gap of the best of as many random trainable points as the replay's mean epochs pay for.
    Both read the reference without noise: this separates the rule's own error from the
    measurement noise of the real runs.
 5. Noise floor (simulation, no training): the mean gap of an oracle that always picks the
-   landscape's best point, judged on fresh references drawn with the measured spread. A gap at
-   or below it cannot be told apart from the best at this number of reference seeds.
+   landscape's best point, judged on fresh references drawn with the measured spread: what even
+   a perfect pick shows on average at this number of reference seeds.
 
 Target: mean gap <= 0.01 (1 point of S) with every evolution within 25% of the grid's epochs.
 ``--jobs N`` trains N supernets at once, each in its own process with cores / N threads.
@@ -151,6 +154,19 @@ def reference(scores: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[st
     return ref
 
 
+def reference_without(
+    scores: dict[int, dict[str, dict[str, Any]]], seed: int
+) -> tuple[dict[str, Any], list[int]]:
+    """The reference a run under ``seed`` is judged on, and its seeds: without ``seed``'s own
+    measurements when they are among several (an evolution's from-scratch visits are that
+    seed's grid jobs, bit for bit, and a grid's pick is its own argmax: judged on a reference that
+    holds them, both gain the noise they share with it); all seeds otherwise."""
+    others = [s for s in scores if s != seed]
+    if len(others) == len(scores) or not others:
+        return reference(scores), list(scores)
+    return reference({s: scores[s] for s in others}), others
+
+
 def judge(ref: dict[str, dict[str, Any]], point: str) -> dict[str, Any]:
     best = max(ref.values(), key=lambda v: v["S"])["S"]
     return {
@@ -158,6 +174,12 @@ def judge(ref: dict[str, dict[str, Any]], point: str) -> dict[str, Any]:
         "gap": best - ref[point]["S"],
         "rank": 1 + sum(v["S"] > ref[point]["S"] for v in ref.values()),
     }
+
+
+def judged(scores: dict[int, dict[str, dict[str, Any]]], seed: int, point: str) -> dict[str, Any]:
+    """`judge` on `reference_without` the run's seed, with the seeds it used."""
+    ref, seeds = reference_without(scores, seed)
+    return {**judge(ref, point), "judged_on": seeds}
 
 
 def random_best(ref: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
@@ -174,9 +196,13 @@ def random_best(ref: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     }
 
 
-def noise_floor(ref: dict[str, dict[str, Any]], n_seeds: int, draws: int = 20000) -> dict[str, Any] | None:
+def noise_floor(
+    ref: dict[str, dict[str, Any]], n_seeds: int, judged_seeds: int | None = None, draws: int = 20000
+) -> dict[str, Any] | None:
     """The gap an oracle shows from the reference's own noise: it always picks the best point of
-    the landscape, judged on fresh ``n_seeds``-seed references simulated around it.
+    the landscape, judged on fresh references of ``judged_seeds`` (default ``n_seeds``) seeds
+    simulated around the ``n_seeds``-seed one, independent of the oracle as of any run judged on
+    the reference without its own seed.
 
     The observed reference means are taken as the truth and one measurement's spread as the
     pooled per-point sd over the trained points (normal noise, sd / sqrt(n_seeds) on a mean;
@@ -190,11 +216,13 @@ def noise_floor(ref: dict[str, dict[str, Any]], n_seeds: int, draws: int = 20000
     mu = np.array([v["S"] for v in ref.values()])
     noisy = np.array([k in trained for k in ref], dtype=float)
     rng = np.random.default_rng(0)
-    sim = mu + rng.standard_normal((draws, len(mu))) * noisy * (sd / math.sqrt(n_seeds))
+    judged_seeds = judged_seeds or n_seeds
+    sim = mu + rng.standard_normal((draws, len(mu))) * noisy * (sd / math.sqrt(judged_seeds))
     gap = sim.max(axis=1) - sim[:, int(np.argmax(mu))]
     return {
         "S_sd_pooled": sd,
         "draws": draws,
+        "judged_seeds": judged_seeds,
         "gap_mean": float(gap.mean()),
         "within_1_point": float(np.mean(gap <= TARGET_GAP + 1e-12)),
     }
@@ -263,12 +291,14 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         traj = [first.grid.key(tuple(p["point"])) for p in evo_runs[e].evolution.trajectory]
         evolutions.append(
             {"seed": e, **{k: c[k] for k in ("point", "S", "A", "R", "E", "total_epochs", "stop_reason")},
-             "epoch_share": c["total_epochs"] / grid_epochs, "trajectory": traj, **judge(ref, c["point"])}
+             "epoch_share": c["total_epochs"] / grid_epochs, "trajectory": traj,
+             **judged(scores, e, c["point"]), "gap_all_seeds": judge(ref, c["point"])["gap"]}
         )  # fmt: skip
     picks = []
     for s, sc in scores.items():
         pick = max(sc, key=lambda k: (sc[k]["S"], -list(sc).index(k)))
-        picks.append({"seed": s, "point": pick, "S_own": sc[pick]["S"], **judge(ref, pick)})
+        picks.append({"seed": s, "point": pick, "S_own": sc[pick]["S"], **judged(scores, s, pick),
+                      "gap_all_seeds": judge(ref, pick)["gap"]})  # fmt: skip
     sds = [v["S_sd"] for v in ref.values() if v["S_sd"] is not None and v["trained_seeds"] == len(scores)]
     gaps = [v["gap"] for v in evolutions]
     shares = [v["epoch_share"] for v in evolutions]
@@ -292,7 +322,8 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "S_sd_mean": statistics.fmean(sds) if sds else None,
         "target_met": within_target(mean_gap) and max(shares) <= 0.25,
         "replay": replay(ref, first.grid, evo_runs[args.evo_seeds[0]].settings, args.replay_seeds),
-        "noise_floor": noise_floor(ref, len(scores)),
+        "noise_floor": noise_floor(ref, len(scores), min(len(v["judged_on"]) for v in evolutions)),
+        "gap_mean_all_seeds": statistics.fmean(v["gap_all_seeds"] for v in evolutions),
         "grid_scores": scores,
     }
 
@@ -332,7 +363,7 @@ def report(s: dict[str, Any]) -> str:
     if f:
         lines.append(
             f"noise floor: an oracle picking the landscape's best point lands {100 * f['gap_mean']:.2f} points "
-            f"below the best of a fresh {len(s['seeds'])}-seed reference on average, within 1 point "
+            f"below the best of a fresh {f['judged_seeds']}-seed reference on average, within 1 point "
             f"{100 * f['within_1_point']:.0f}% of the time (pooled sd {100 * f['S_sd_pooled']:.2f} points)"
         )
     sd = (
@@ -340,6 +371,11 @@ def report(s: dict[str, Any]) -> str:
         if s["S_sd_mean"] is None
         else f"; mean per-point sd of S over seeds {100 * s['S_sd_mean']:.2f} points"
     )
+    lines.append(
+        f"every run judged on the reference without its own seed; on every seed, its own included, the "
+        "evolution gap mean would be "
+        f"{100 * s['gap_mean_all_seeds']:.2f} points"
+    )  # fmt: skip
     lines.append(
         f"best reference point {best['point']} S {best['S']:.4f}; evolution gap mean {100 * s['gap_mean']:.2f} / "
         f"max {100 * s['gap_max']:.2f} points at {100 * s['epoch_share_max']:.0f}% of the grid's epochs at most"

@@ -36,6 +36,13 @@ def test_reference_and_gap_on_synthetic_scores() -> None:
         "rank": 2,
     }
     assert space_vs_grid.judge(ref, "a")["gap"] == 0.0 and space_vs_grid.judge(ref, "c")["rank"] == 3
+    # a run under seed 0 is judged on seeds 1 and 2 only; a seed outside the reference on all three
+    loo, seeds = space_vs_grid.reference_without(scores, 0)
+    assert seeds == [1, 2] and loo["a"]["S"] == pytest.approx(1.8) and loo["b"]["S"] == pytest.approx(1.55)
+    assert space_vs_grid.reference_without(scores, 7) == (ref, [0, 1, 2])
+    assert space_vs_grid.judged(scores, 0, "b") == {
+        "S_ref": pytest.approx(1.55), "gap": pytest.approx(0.25), "rank": 2, "judged_on": [1, 2]
+    }  # fmt: skip
 
 
 def test_random_best_is_the_exact_expectation_over_subsets() -> None:
@@ -110,11 +117,15 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     assert s["reference_best"]["S"] == best
     for v in s["evolutions"]:
         assert v["total_epochs"] <= 3 and v["epoch_share"] == v["total_epochs"] / 6  # cap: 0.5 x 6 epochs
-        assert v["gap"] == pytest.approx(best - ref[v["point"]]["S"]) and v["gap"] >= 0
+        assert v["gap_all_seeds"] == pytest.approx(best - ref[v["point"]]["S"]) and v["gap"] >= 0
+        other = per_seed[str(1 - v["seed"])]  # judged without its own seed: the other one alone
+        assert v["judged_on"] == [1 - v["seed"]]
+        assert v["gap"] == pytest.approx(max(x["S"] for x in other.values()) - other[v["point"]]["S"])
         assert v["trajectory"][-1] in ref and v["point"] in ref
     for v in s["grid_picks"]:
-        own = per_seed[str(v["seed"])]
+        own, other = per_seed[str(v["seed"])], per_seed[str(1 - v["seed"])]
         assert own[v["point"]]["S"] == max(x["S"] for x in own.values())
+        assert v["gap"] == pytest.approx(max(x["S"] for x in other.values()) - other[v["point"]]["S"])
     assert s["gap_mean"] == pytest.approx(sum(v["gap"] for v in s["evolutions"]) / 2)
     assert s["target_met"] == (s["gap_mean"] <= 0.01 and s["epoch_share_max"] <= 0.25)
     rep = s["replay"]  # the update rule replayed on the reference: lookups, within the same cap
@@ -122,7 +133,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     assert rep["epochs_mean"] <= 3 and rep["random"] == space_vs_grid.random_best(
         ref, rep["random"]["points"]
     )
-    assert s["noise_floor"] == pytest.approx(space_vs_grid.noise_floor(ref, 2))  # two seeds: a spread
+    assert s["noise_floor"] == pytest.approx(space_vs_grid.noise_floor(ref, 2, 1))  # judged on one seed
     assert (out / "reference.png").stat().st_size > 0
     # rerunning reads every finished job back: the same summary, nothing trained
     import training.run
