@@ -244,8 +244,17 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         for v in s["grid_picks"]
     ]
     n = len(s["reference"])
-    all_seeds = "" if "gap_mean_all_seeds" not in s else (
-        f"; judged on every seed, its own included, {100 * s['gap_mean_all_seeds']:.2f}"
+    # summaries measured before runs were judged without their own seed hold no all-seeds gap
+    loo = "gap_mean_all_seeds" in s
+    all_seeds = (
+        f"; judged on every seed, its own included, {100 * s['gap_mean_all_seeds']:.2f}" if loo else ""
+    )
+    judged_on = (
+        "the reference without its own seed" if loo else "the reference (every seed, its own included)"
+    )
+    why = (
+        " (its from-scratch visits are that seed's grid jobs, bit for bit: a reference holding them shares "
+        "their noise)" if loo else ""
     )  # fmt: skip
     gap, share = 100 * s["gap_mean"], s["epoch_share_max"]
     noise = "" if s["S_sd_mean"] is None else (
@@ -258,16 +267,14 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         f"Reference S of a point: the mean over training seeds {seeds} of its from-scratch t-epoch supernet, scored on the holdout split like a visit.{noise} Best reference point: "
         f"{best['point']} (S {best['S']:.4f}).\n\nReference landscape (top 10 of {n}):\n\n"
         + _table(["point", "S (mean)", "sd (points)", "S per seed", "A %", "R", ""], rows)
-        + "\nSpace evolution, one run per seed, judged on the reference without its own seed (its "
-        "from-scratch visits are that seed's grid jobs, bit for bit: a reference holding them shares "
-        "their noise):\n\n"
+        + f"\nSpace evolution, one run per seed, judged on {judged_on}{why}:\n\n"
         + _table(
             ["seed", "path", "chosen", "epochs (share)", "reference S", "gap (points)", "rank", "stop"],
             evo_rows,
         )
         + f"\nMean gap {gap:.2f} points (max {100 * s['gap_max']:.2f}){all_seeds}; epochs at most "
         f"{100 * share:.0f}% of one exhaustive grid. The exhaustive grid itself, one seed at a time (its "
-        "own pick judged on the reference without its own seed):\n\n"
+        f"own pick judged on {judged_on}):\n\n"
         + _table(["seed", "pick", "its own S", "reference S", "gap (points)", "rank"], pick_rows)
         + _replay_text(s.get("replay"))
         + _figure(name, "reference S over the grid and the evolutions' paths")
@@ -276,7 +283,7 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
     f = s.get("noise_floor")
     floor = "" if not f else (
         f" An oracle that always picks the landscape's best point would itself land {100 * f['gap_mean']:.2f} "
-        f"points below the best of a fresh {f.get('judged_seeds', len(seeds))}-seed reference on average, and within 1 point "
+        f"points below the best of a fresh {f['judged_seeds']}-seed reference on average, and within 1 point "
         f"{100 * f['within_1_point']:.0f}% of the time (the reference means taken as the truth, pooled sd "
         f"{100 * f['S_sd_pooled']:.2f} points, {f['draws']:,} simulated references): the noise floor of "
         "this measurement, what even a perfect pick shows on average (single runs scatter around it)."

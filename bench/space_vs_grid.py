@@ -372,10 +372,9 @@ def report(s: dict[str, Any]) -> str:
         else f"; mean per-point sd of S over seeds {100 * s['S_sd_mean']:.2f} points"
     )
     lines.append(
-        f"every run judged on the reference without its own seed; on every seed, its own included, the "
-        "evolution gap mean would be "
-        f"{100 * s['gap_mean_all_seeds']:.2f} points"
-    )  # fmt: skip
+        "every run judged on the reference without its own seed; on every seed, its own included, the "
+        f"evolution gap mean would be {100 * s['gap_mean_all_seeds']:.2f} points"
+    )
     lines.append(
         f"best reference point {best['point']} S {best['S']:.4f}; evolution gap mean {100 * s['gap_mean']:.2f} / "
         f"max {100 * s['gap_max']:.2f} points at {100 * s['epoch_share_max']:.0f}% of the grid's epochs at most"
