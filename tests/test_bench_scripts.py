@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -75,6 +76,39 @@ def test_noise_floor_of_a_clear_and_of_a_flat_landscape() -> None:
     assert space_vs_grid.noise_floor(ref({"a": 1.7}, None), 1) is None
 
 
+def test_within_seed_noise_removes_each_seeds_common_shift() -> None:
+    means = {"a": 1.70, "b": 1.66, "c": 1.60}
+    shifts = (-0.05, 0.0, 0.07)  # a seed's scoring subnets move every point of it alike
+
+    def ref(noise):
+        rows = {
+            k: [m + d + e for d, e in zip(shifts, noise[i], strict=True)]
+            for i, (k, m) in enumerate(means.items())
+        }
+        return {
+            k: {"S": float(np.mean(r)), "S_sd": float(np.std(r, ddof=1)), "S_per_seed": r, "trained_seeds": 3}
+            for k, r in rows.items()
+        }
+
+    shifted = ref([(0.0, 0.0, 0.0)] * 3)
+    assert space_vs_grid.within_seed_sd(shifted, list(shifted)) == pytest.approx(0.0, abs=1e-12)
+    f = space_vs_grid.noise_floor(shifted, 3)
+    assert f["S_sd_pooled"] == pytest.approx(float(np.std(shifts, ddof=1)))  # the shift looks like noise
+    assert f["S_sd_noise"] == pytest.approx(0.0, abs=1e-12) and f["gap_mean"] == pytest.approx(0.0, abs=1e-9)
+    # residual noise of 3 x 3 cells with 2 x 2 degrees of freedom: recovered exactly
+    noise = [(0.01, -0.02, 0.01), (-0.01, 0.03, -0.02), (0.0, -0.01, 0.01)]
+    x = np.array(noise)
+    res = x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + x.mean()
+    noisy = ref(noise)
+    assert space_vs_grid.within_seed_sd(noisy, list(noisy)) == pytest.approx(
+        float(np.sqrt((res**2).sum() / 4))
+    )
+    # without per-seed scores the floor falls back to the pooled per-point sd
+    bare = {k: {kk: vv for kk, vv in v.items() if kk != "S_per_seed"} for k, v in noisy.items()}
+    g = space_vs_grid.noise_floor(bare, 3)
+    assert g["S_sd_within_seed"] is None and g["S_sd_noise"] == g["S_sd_pooled"]
+
+
 def test_replay_climbs_a_plane_and_stalls_on_a_bump() -> None:
     grid = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
     settings = EvolutionSettings(epochs_per_visit=4, max_steps=20, max_total_epochs=None)
@@ -134,6 +168,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         ref, rep["random"]["points"]
     )
     assert s["noise_floor"] == pytest.approx(space_vs_grid.noise_floor(ref, 2, 1))  # judged on one seed
+    assert s["noise_floors"] == [s["noise_floor"]]  # every run judged on one seed
     assert (out / "reference.png").stat().st_size > 0
     # rerunning reads every finished job back: the same summary, nothing trained
     import training.run
