@@ -236,7 +236,8 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
     ]  # fmt: skip
     evo_rows = [
         [v["seed"], " → ".join(v["trajectory"]), v["point"], f"{v['total_epochs']} ({100 * v['epoch_share']:.0f}%)",
-         f"{v['S_ref']:.4f}", f"{100 * v['gap']:.2f}", v["rank"], v["stop_reason"]]
+         " ".join(map(str, v.get("judged_on", seeds))), f"{v['S_ref']:.4f}", f"{100 * v['gap']:.2f}", v["rank"],
+         v["stop_reason"]]
         for v in s["evolutions"]
     ]  # fmt: skip
     pick_rows = [
@@ -250,8 +251,21 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         f"; judged on every seed, its own included, {100 * s['gap_mean_all_seeds']:.2f}" if loo else ""
     )
     judged_on = (
-        "the reference without its own seed" if loo else "the reference (every seed, its own included)"
+        "the reference without its own seed (a seed outside the reference: all of it)"
+        if loo
+        else "the reference (every seed, its own included)"
     )
+    by_count: dict[int, list[float]] = {}
+    for v in s["evolutions"]:
+        by_count.setdefault(len(v.get("judged_on", seeds)), []).append(100 * v["gap"])
+    split = (
+        ""
+        if len(by_count) < 2
+        else " (" + "; ".join(
+            f"{statistics.fmean(g):.2f} over the {len(g)} run{'s' * (len(g) > 1)} judged on {n} seed{'s' * (n > 1)}"
+            for n, g in sorted(by_count.items())
+        ) + ")"
+    )  # fmt: skip
     why = (
         " (its from-scratch visits are that seed's grid jobs, bit for bit: a reference holding them shares "
         "their noise)" if loo else ""
@@ -269,12 +283,22 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         + _table(["point", "S (mean)", "sd (points)", "S per seed", "A %", "R", ""], rows)
         + f"\nSpace evolution, one run per seed, judged on {judged_on}{why}:\n\n"
         + _table(
-            ["seed", "path", "chosen", "epochs (share)", "reference S", "gap (points)", "rank", "stop"],
+            [
+                "seed",
+                "path",
+                "chosen",
+                "epochs (share)",
+                "judged on seeds",
+                "reference S",
+                "gap (points)",
+                "rank",
+                "stop",
+            ],
             evo_rows,
         )
-        + f"\nMean gap {gap:.2f} points (max {100 * s['gap_max']:.2f}){all_seeds}; epochs at most "
+        + f"\nMean gap {gap:.2f} points{split} (max {100 * s['gap_max']:.2f}){all_seeds}; epochs at most "
         f"{100 * share:.0f}% of one exhaustive grid. The exhaustive grid itself, one seed at a time (its "
-        f"own pick judged on {judged_on}):\n\n"
+        f"own pick judged on {judged_on.split(' (')[0]}):\n\n"
         + _table(["seed", "pick", "its own S", "reference S", "gap (points)", "rank"], pick_rows)
         + _replay_text(s.get("replay"))
         + _figure(name, "reference S over the grid and the evolutions' paths")

@@ -260,6 +260,9 @@ def replay(
         v = ref[grid.key(req.point)]
         return {"A": v["A"], "R": v["R"], "S": v["S"], "trained": v["trained_seeds"] > 0}
 
+    def trainable_at(pt: Point) -> bool:  # random starts as the real runs draw them
+        return ref[grid.key(pt)]["trained_seeds"] > 0
+
     gaps, epochs = [], []
     # lookups: the steps of every start would flood the log
     quiet = logging.getLogger("mcunas.evolve")
@@ -267,7 +270,7 @@ def replay(
     try:
         for seed in range(seeds):
             start = dataclasses.replace(settings, seed=seed, final_epochs=0)
-            c = SpaceEvolution(grid, start, lookup, None).run()
+            c = SpaceEvolution(grid, start, lookup, None, feasible=trainable_at).run()
             gaps.append(judge(ref, grid.key(grid.index(c["rank_ratio"], c["patch_size"])))["gap"])
             epochs.append(c["total_epochs"])
     finally:

@@ -69,7 +69,7 @@ class SpaceEvolutionConfig:
     score: ScoreCfg = field(default_factory=ScoreCfg)
     evolve: EvolveCfg = field(default_factory=EvolveCfg)
     launch: LaunchCfg = field(default_factory=LaunchCfg)
-    init_points: list | None = None  # [[rank_ratio, patch_size], ...]; null = evolve.num_init random
+    init_points: list | None = None  # [[ratio, patch], ...]; null = evolve.num_init random fitting ones
 
     def settings(self) -> EvolutionSettings:
         e = self.evolve

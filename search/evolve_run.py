@@ -29,7 +29,7 @@ import yaml
 from search.evolve_config import SpaceEvolutionConfig
 from search.launch import make_launcher
 from search.point_eval import CKPT_FILE, RESULT_FILE, score_without_training, write_job
-from search.space_evolution import Grid, SpaceEvolution, VisitRequest, initial_points
+from search.space_evolution import Grid, Point, SpaceEvolution, VisitRequest, initial_points
 from search_space.errors import ConfigError
 from search_space.space import SearchSpace
 from training.checkpoint import atomic_write_text
@@ -76,14 +76,22 @@ class EvolveRun:
             "settings": json.loads(json.dumps(self.settings.__dict__)),
             "score": self.score,
             "recipe": recipe,
+            "init": "random among points with a subnet within budget",  # the rule behind random starts
         }
         self.evolution = SpaceEvolution(
-            self.grid, self.settings, self.visit, self.output / STATE_FILE, fingerprint
+            self.grid, self.settings, self.visit, self.output / STATE_FILE, fingerprint, self.fits
         )
 
     # ---- one visit as a job ---------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
         return self.output / "points" / job_id
+
+    def fits(self, pt: Point) -> bool:
+        """Whether some subnet of the point is within budget (memory model only, no training)."""
+        return (
+            score_without_training(self.grid.space(self.base, pt), self.score, self.train_dict["seed"])
+            is None
+        )
 
     def visit(self, req: VisitRequest) -> dict[str, Any]:
         known = score_without_training(

@@ -198,14 +198,21 @@ def move_steps(w: np.ndarray, threshold: tuple[float, ...], max_move: int | None
     return steps.astype(int)
 
 
-def initial_points(grid: Grid, settings: EvolutionSettings) -> list[Point]:
-    """Explicit points, or ``num_init`` distinct random ones (seeded), not all on one line."""
+def initial_points(
+    grid: Grid, settings: EvolutionSettings, feasible: Callable[[Point], bool] | None = None
+) -> list[Point]:
+    """Explicit points, or ``num_init`` distinct random ones (seeded), not all on one line. Random
+    starts are drawn among the points ``feasible`` accepts (those with a subnet within budget: a
+    start where nothing fits is known without training to score S = eta * R), or among every
+    point when it accepts none or is not given."""
     if settings.init_points is not None:
         pts = [grid.index(r, p) for r, p in settings.init_points]
         if not pts:
             raise ConfigError("evolve.init_points is empty; give at least one [rank_ratio, patch_size] pair")
         return list(dict.fromkeys(pts))
     everything = grid.points()
+    if feasible is not None:
+        everything = [p for p in everything if feasible(p)] or everything
     n = min(settings.num_init, len(everything))
     rng = np.random.default_rng([settings.seed, 5])
     for _ in range(100):  # bounded retries for a non-collinear start
@@ -225,8 +232,9 @@ class SpaceEvolution:
         train: TrainFn,
         state_path: str | Path | None = None,
         fingerprint: dict[str, Any] | None = None,
+        feasible: Callable[[Point], bool] | None = None,
     ) -> None:
-        self.grid, self.settings, self.train = grid, settings, train
+        self.grid, self.settings, self.train, self.feasible = grid, settings, train, feasible
         self.state_path = Path(state_path) if state_path is not None else None
         self.fingerprint = json.loads(json.dumps(fingerprint or {}))
         self.cache: dict[str, dict[str, Any]] = {}
@@ -425,7 +433,7 @@ class SpaceEvolution:
         """Run (or replay and continue) the evolution; returns the result dict."""
         self._reset()
         s = self.settings
-        for pt in initial_points(self.grid, s):
+        for pt in initial_points(self.grid, s, self.feasible):
             self._visit(pt, s.epochs_per_visit, None)
         x = self._best_S(list(self.points))
         self._add_to_path(x, 0)

@@ -13,7 +13,14 @@ import evolve_space
 import search.point_eval as point_eval
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
-from search.space_evolution import EvolutionSettings, Grid, SpaceEvolution, local_fit, move_steps
+from search.space_evolution import (
+    EvolutionSettings,
+    Grid,
+    SpaceEvolution,
+    initial_points,
+    local_fit,
+    move_steps,
+)
 from search_space.errors import ConfigError
 
 GRID = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
@@ -322,6 +329,32 @@ def test_points_where_nothing_fits_cost_no_epochs_and_never_seed_a_warm_start():
     assert not any(c.init_job and c.init_job.endswith(("_p4/v0", "_p4/v1")) for c in calls if c.point[1] != 0)
     assert evo.points[(0, 0)].trained is False and res["trained"] and res["patch_size"] != 4
     assert evo.state()["points"]["r0.4_p4"]["trained"] is False
+
+
+def test_random_starts_are_drawn_among_points_where_a_subnet_fits():
+    def feasible(pt):
+        return pt[1] != 0  # patch 4 holds no fitting subnet
+
+    for seed in range(40):
+        s = EvolutionSettings(num_init=3, seed=seed)
+        starts = initial_points(GRID, s, feasible)
+        assert len(set(starts)) == 3 and all(feasible(p) for p in starts)
+        assert initial_points(GRID, s, feasible) == starts  # seeded
+    # without a predicate (or when no point fits) starts come from the whole grid
+    anywhere = {
+        p for seed in range(40) for p in initial_points(GRID, EvolutionSettings(num_init=3, seed=seed))
+    }
+    assert any(p[1] == 0 for p in anywhere)
+    assert len(initial_points(GRID, EvolutionSettings(num_init=3), lambda pt: False)) == 3
+    # explicit points are taken as given, fitting or not
+    given = EvolutionSettings(init_points=((0.4, 4), (0.5, 5)))
+    assert initial_points(GRID, given, feasible) == [(0, 0), (1, 1)]
+    # the loop draws its starts through the predicate: no infeasible start is visited first
+    train, calls = _with_infeasible_column(0.0)
+    SpaceEvolution(
+        GRID, EvolutionSettings(threshold=(0.01, 0.01), num_init=3, seed=3), train, feasible=feasible
+    ).run()
+    assert all(c.point[1] != 0 for c in calls[:3])
 
 
 def test_the_chosen_point_is_a_trained_one_while_any_exists():
