@@ -251,7 +251,7 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         f"; judged on every seed, its own included, {100 * s['gap_mean_all_seeds']:.2f}" if loo else ""
     )
     judged_on = (
-        "the reference without its own seed (a seed outside the reference: all of it)"
+        "the reference without its own seed, or all of it for a seed outside it"
         if loo
         else "the reference (every seed, its own included)"
     )
