@@ -298,7 +298,7 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         )
         + f"\nMean gap {gap:.2f} points{split} (max {100 * s['gap_max']:.2f}){all_seeds}; epochs at most "
         f"{100 * share:.0f}% of one exhaustive grid. The exhaustive grid itself, one seed at a time (its "
-        f"own pick judged on {judged_on.split(' (')[0]}):\n\n"
+        f"own pick judged on {'the reference without its own seed' if loo else judged_on}):\n\n"
         + _table(["seed", "pick", "its own S", "reference S", "gap (points)", "rank"], pick_rows)
         + _replay_text(s.get("replay"))
         + _figure(name, "reference S over the grid and the evolutions' paths")

@@ -56,7 +56,6 @@ from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
-from search.point_eval import score_without_training
 from search.space_evolution import EvolutionSettings, Grid, Point, SpaceEvolution, VisitRequest
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
@@ -103,8 +102,7 @@ def grid_points(grid_shape: tuple[int, int], coarse: bool) -> list[Point]:
 
 def trainable(run: EvolveRun, points: list[Point]) -> list[Point]:
     """The points with a subnet within budget: the ones the grid has to train."""
-    seed = run.train_dict["seed"]
-    return [p for p in points if score_without_training(run.grid.space(run.base, p), run.score, seed) is None]
+    return [p for p in points if run.fits(p)]
 
 
 def build_runs(args: argparse.Namespace) -> tuple[dict[int, EvolveRun], dict[int, EvolveRun], int]:
@@ -256,12 +254,12 @@ def replay(
     if seeds == 0 or not any(v["trained_seeds"] for v in ref.values()):
         return None
 
+    def trainable_at(pt: Point) -> bool:  # also where random starts are drawn, as in the real runs
+        return ref[grid.key(pt)]["trained_seeds"] > 0
+
     def lookup(req: VisitRequest) -> dict[str, Any]:
         v = ref[grid.key(req.point)]
-        return {"A": v["A"], "R": v["R"], "S": v["S"], "trained": v["trained_seeds"] > 0}
-
-    def trainable_at(pt: Point) -> bool:  # random starts as the real runs draw them
-        return ref[grid.key(pt)]["trained_seeds"] > 0
+        return {"A": v["A"], "R": v["R"], "S": v["S"], "trained": trainable_at(req.point)}
 
     gaps, epochs = [], []
     # lookups: the steps of every start would flood the log

@@ -86,17 +86,16 @@ class EvolveRun:
     def job_dir(self, job_id: str) -> Path:
         return self.output / "points" / job_id
 
+    def known_score(self, pt: Point) -> dict[str, Any] | None:
+        """The point's score when none of its subnets fits (memory model only), else ``None``."""
+        return score_without_training(self.grid.space(self.base, pt), self.score, self.train_dict["seed"])
+
     def fits(self, pt: Point) -> bool:
-        """Whether some subnet of the point is within budget (memory model only, no training)."""
-        return (
-            score_without_training(self.grid.space(self.base, pt), self.score, self.train_dict["seed"])
-            is None
-        )
+        """Whether some subnet of the point is within budget (no training)."""
+        return self.known_score(pt) is None
 
     def visit(self, req: VisitRequest) -> dict[str, Any]:
-        known = score_without_training(
-            self.grid.space(self.base, req.point), self.score, self.train_dict["seed"]
-        )
+        known = self.known_score(req.point)
         if known is not None:  # nothing fits: A = 0 whatever the weights, no job to run
             log.info("%s: no subnet within budget, S=%.4f without training", req.job_id, known["S"])
             return {k: known[k] for k in (*SCORE_KEYS, "trained")}
