@@ -416,7 +416,8 @@ def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
     paths = [([at[k] for k in v["trajectory"]], at[v["point"]]) for v in s["evolutions"]]
     untrained = {at[k] for k, v in s["reference"].items() if not v["trained_seeds"]}
     title = f"reference S (mean of {len(s['seeds'])} seeds, E = {s['epochs_per_visit']}) and the evolutions"
-    plot_grid(cells, run.grid, paths, title, path, untrained)
+    labels = [f"evolution seed {v['seed']}" for v in s["evolutions"]]
+    plot_grid(cells, run.grid, paths, title, path, untrained, labels)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from search.space_evolution import Grid, Point
 from training.checkpoint import _atomic
 
 _PYPLOT = threading.Lock()  # pyplot's figure registry is global; runs may plot from threads
-PATH_COLOURS = ("red", "deepskyblue", "magenta", "orange", "lime")
+PATH_COLOURS = ("red", "deepskyblue", "magenta", "orange", "lime", "white", "sienna", "black")
 
 
 def plot_grid(
@@ -28,19 +28,21 @@ def plot_grid(
     title: str,
     path: str | Path,
     untrained: Collection[Point] = (),
+    labels: Sequence[str] = (),
 ) -> None:
     """Heat map of S per grid point (``cells``: point -> (S, label)); each path of ``paths``
     (its points, its chosen point) drawn as arrows in its own colour with a star on the chosen
     point. Points without a value, and the ``untrained`` ones (nothing fits: S = η·R, far below
     any trained point), are grey and left out of the colour scale, so that it resolves the
-    differences between trained points; the latter keep their label."""
+    differences between trained points; the latter keep their label. ``labels`` (one per path)
+    name the paths in a legend."""
     n_r, n_p = grid.shape
     s = np.full((n_r, n_p), np.nan)
     for (i, j), (v, _) in cells.items():
         if (i, j) not in untrained:
             s[i, j] = v
     with _PYPLOT:
-        fig, ax = plt.subplots(figsize=(1.2 * n_p + 2.5, 0.6 * n_r + 1.8))
+        fig, ax = plt.subplots(figsize=(1.2 * n_p + 2.5 + (1.8 if labels else 0.0), 0.6 * n_r + 1.8))
         ax.set_facecolor("lightgrey")
         im = ax.imshow(s, origin="lower", cmap="viridis", aspect="auto")
         fig.colorbar(im, ax=ax, label="S = A + η·R")
@@ -59,6 +61,15 @@ def plot_grid(
             if chosen is not None:
                 ax.plot(chosen[1] + 0.32, chosen[0] + 0.3 - 0.12 * n, marker="*", color=colour,
                         markersize=14, markeredgecolor="k")  # fmt: skip
+        if labels:
+            handles = [
+                plt.Line2D([], [], color=PATH_COLOURS[n % len(PATH_COLOURS)], lw=2, marker="*",
+                           markersize=10, markeredgecolor="k")
+                for n in range(len(labels))
+            ]  # fmt: skip
+            ax.legend(
+                handles, labels, loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, frameon=False
+            )
         ax.set_xticks(range(n_p), [str(p) for p in grid.patch_size])
         ax.set_yticks(range(n_r), [f"{r:g}" for r in grid.rank_ratio])
         ax.set_xlabel("patch size")
