@@ -51,8 +51,9 @@ def plot_grid(
                 j, i, label, ha="center", va="center", fontsize=7,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
             )  # fmt: skip
+        colours = [PATH_COLOURS[n % len(PATH_COLOURS)] for n in range(max(len(paths), len(labels)))]
         for n, (pts, chosen) in enumerate(paths):
-            colour, off = PATH_COLOURS[n % len(PATH_COLOURS)], 0.08 * (n - (len(paths) - 1) / 2)
+            colour, off = colours[n], 0.08 * (n - (len(paths) - 1) / 2)
             for a, b in itertools.pairwise(pts):
                 ax.annotate(
                     "", xy=(b[1] + off, b[0] + off), xytext=(a[1] + off, a[0] + off),
@@ -63,10 +64,9 @@ def plot_grid(
                         markersize=14, markeredgecolor="k")  # fmt: skip
         if labels:
             handles = [
-                plt.Line2D([], [], color=PATH_COLOURS[n % len(PATH_COLOURS)], lw=2, marker="*",
-                           markersize=10, markeredgecolor="k")
-                for n in range(len(labels))
-            ]  # fmt: skip
+                plt.Line2D([], [], color=c, lw=2, marker="*", markersize=10, markeredgecolor="k")
+                for c in colours[: len(labels)]
+            ]
             ax.legend(
                 handles, labels, loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8, frameon=False
             )
