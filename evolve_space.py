@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['stop_reason']}; {result['total_epochs']} epochs over {result['points_trained']} points"
     )
     print(f"supernet: {result['supernet_checkpoint']}")
+    if result["pretrained_checkpoint"]:
+        print(f"new points started from the dense supernet {result['pretrained_checkpoint']} (truncated SVD)")
     return 0
 
 

@@ -97,9 +97,17 @@ def steps(py: str) -> list[Step]:
             figure="runs/bench/space_vs_grid/reference.png",
         ),
         Step(
+            "space_vs_grid_scratch",
+            (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid_scratch",
+             "-o", "evolve.epochs_per_visit=4", "-o", "pretrain.cfg=null",
+             "--seeds", "0", "1", "2", "--evo-seeds", "0", "1", "2", "3", "4", "5", "--jobs", "2"),
+            copy=(("summary", "runs/bench/space_vs_grid_scratch/summary.json"),),
+            figure="runs/bench/space_vs_grid_scratch/reference.png",
+        ),
+        Step(
             "space_vs_grid_lecun",
             (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid_lecun",
-             "-o", "evolve.epochs_per_visit=4", "-o", "recipe.overrides.model.qkv_init=lecun",
+             "-o", "evolve.epochs_per_visit=4", "-o", "pretrain.cfg=null", "-o", "recipe.overrides.model.qkv_init=lecun",
              "-o", "recipe.overrides.optim.warmup_epochs=1",
              "--seeds", "0", "1", "2", "--evo-seeds", "0", "1", "2", "3", "4", "5", "--jobs", "2"),
             copy=(("summary", "runs/bench/space_vs_grid_lecun/summary.json"),),

@@ -4,10 +4,14 @@
     python bench/space_vs_grid.py --budget 320KB --grid coarse                 # every other rank ratio
     python bench/space_vs_grid.py --budget 320KB --seeds 0 --evo-seeds 0       # one seed each: noisy
 
-One short training of a point is a noisy measurement of its S (training seed, early phase of
-training), so the landscape is measured over several seeds before anything is judged on it:
+One short training of a point is a noisy measurement of its S (training seed; far noisier from
+random init than from the pretrained dense supernet), so the landscape is measured over several
+seeds before anything is judged on it:
 
-1. Reference: every grid point's supernet trained from scratch for t epochs (``epochs_per_visit``)
+0. Pretraining: with the config's ``pretrain`` (the digits default), the one dense supernet every
+   new point starts from by truncated SVD is trained first, once, for the grid and every evolution
+   alike; its epochs are reported and counted in neither method's (both would pay them once).
+1. Reference: every grid point's supernet trained as a new point for t epochs (``epochs_per_visit``)
    under each seed of ``--seeds`` and scored like a visit (``<output>/grid/seed<s>``, one resumable
    job per point); the reference S of a point is its mean over seeds. A point none of whose
    subnets fits is scored without training (A = 0 whatever the weights), in the grid as in the
@@ -17,8 +21,8 @@ training), so the landscape is measured over several seeds before anything is ju
 3. The space evolution runs once per seed of ``--evo-seeds`` (its initial points and training
    seed; ``<output>/evolve/seed<e>``, resumable like evolve_space.py), its total epochs capped at
    ``--epoch-share`` of the grid's. Gap = best reference S - reference S of the chosen point.
-   A run under a reference seed is judged on the reference without that seed: its
-   from-scratch visits are that seed's grid jobs bit for bit (a grid pick is its own seed's
+   A run under a reference seed is judged on the reference without that seed: its visits of
+   new points are that seed's grid jobs bit for bit (a grid pick is its own seed's
    argmax), so a reference holding them shares its noise and flatters it.
 4. Replay (lookups, no training): the update rule run on the reference landscape itself from
    ``--replay-seeds`` seeded starts with the evolutions' settings, next to the exact expected
@@ -131,8 +135,9 @@ def build_runs(args: argparse.Namespace) -> tuple[dict[int, EvolveRun], dict[int
 
 
 def grid_score(run: EvolveRun, pt: Point) -> dict[str, Any]:
-    """One grid measurement: the point's supernet trained from scratch for t epochs and scored
-    (without training where nothing fits)."""
+    """One grid measurement: the point's supernet trained as a new point (from the pretrained
+    dense supernet, or from random init without one) for t epochs and scored (without training
+    where nothing fits)."""
     t, key = run.settings.epochs_per_visit, run.grid.key(pt)
     return run.visit(VisitRequest(f"{key}/grid", pt, run.grid.value(pt), t, None, t))
 
@@ -300,6 +305,21 @@ def measure(args: argparse.Namespace, grid_runs: dict[int, EvolveRun], evo_runs:
     return chosen, scores
 
 
+def pretraining(run: EvolveRun) -> dict[str, Any] | None:
+    """The dense supernet every new point starts from: what it is and what it cost (paid once,
+    shared by the grid and every evolution, counted in neither's epochs); ``None`` without one."""
+    if run.pretrain_dir is None:
+        return None
+    done = json.loads((run.pretrain_dir / "result.json").read_text())
+    space = run.pretrain_dict["space"]
+    return {
+        "space": space if isinstance(space, str) else space.get("name", "inline"),
+        "epochs": done["epochs"],
+        "holdout_top1": done["holdout_top1"],
+        "test_top1": done["test_top1"],
+    }
+
+
 def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[str, Any]:
     first = grid_runs[args.seeds[0]]
     t = first.settings.epochs_per_visit
@@ -329,6 +349,7 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "grid_points_trained": grid_epochs // t,
         "epochs_per_visit": t,
         "epochs_grid": grid_epochs,
+        "pretrain": pretraining(first),
         "seeds": list(args.seeds),
         "evo_seeds": list(args.evo_seeds),
         "reference_best": {"point": best_key, **ref[best_key]},
@@ -399,6 +420,13 @@ def report(s: dict[str, Any]) -> str:
         "every run judged on the reference without its own seed; on every seed, its own included, the "
         f"evolution gap mean would be {100 * s['gap_mean_all_seeds']:.2f} points"
     )
+    pre = s.get("pretrain")
+    lines.append(
+        "new points start from random init"
+        if not pre
+        else f"new points start from the dense supernet '{pre['space']}' ({pre['epochs']} epochs, paid once, "
+        "counted in neither method's epochs)"
+    )
     lines.append(
         f"best reference point {best['point']} S {best['S']:.4f}; evolution gap mean {100 * s['gap_mean']:.2f} / "
         f"max {100 * s['gap_max']:.2f} points at {100 * s['epoch_share_max']:.0f}% of the grid's epochs at most"
@@ -433,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("mcunas")  # visits and evolution steps log under it
     logger.handlers[:], logger.propagate = [handler], False
     logger.setLevel(logging.INFO)
+    grid_runs[args.seeds[0]].pretrained()  # every run's new points start from it: first, on every core
     if args.jobs > 1:  # the jobs' processes share the cores
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
     chosen, scores = measure(args, grid_runs, evo_runs)

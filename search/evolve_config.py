@@ -1,6 +1,7 @@
 """Configuration of `evolve_space.py`: strict YAML sections with ``key.path=value`` overrides.
 
 Sections: ``recipe`` (the training config every point's supernet uses, plus overrides),
+``pretrain`` (the dense supernet every new point starts from by truncated SVD, if any),
 ``score`` (budget, memory schedule, eta, how A and R are sampled), ``evolve`` (the loop, see
 `search.space_evolution.EvolutionSettings`) and ``launch`` (how a visit's job runs).
 """
@@ -27,6 +28,13 @@ class RecipeCfg:
     cfg: str = "configs/train/digits-tiny.yaml"  # training config of every point's supernet
     overrides: dict = field(default_factory=dict)  # {"optim.lr": 1e-3, ...} applied to it
     space: str | dict | None = None  # base space (grid); null = the recipe's space
+
+
+@dataclass
+class PretrainCfg:
+    cfg: str | None = None  # training config of a dense supernet, trained once; null = no pretraining
+    overrides: dict = field(default_factory=dict)  # applied to it, e.g. {"log.output": "runs/dense"}
+    space: str | dict | None = None  # its (dense) space; null = the config's own
 
 
 @dataclass
@@ -66,6 +74,7 @@ class SpaceEvolutionConfig:
     output: str = "runs/evolve_space"
     progress: bool = True
     recipe: RecipeCfg = field(default_factory=RecipeCfg)
+    pretrain: PretrainCfg = field(default_factory=PretrainCfg)
     score: ScoreCfg = field(default_factory=ScoreCfg)
     evolve: EvolveCfg = field(default_factory=EvolveCfg)
     launch: LaunchCfg = field(default_factory=LaunchCfg)
@@ -91,14 +100,28 @@ class SpaceEvolutionConfig:
 
     def train_config(self) -> TrainConfig:
         """The recipe with its overrides (validated strictly by `training.config`)."""
-        overrides = [f"{k}={json.dumps(v)}" for k, v in _flatten(self.recipe.overrides)]  # JSON is YAML
-        cfg = load_config(self.recipe.cfg, overrides)
+        cfg = load_config(self.recipe.cfg, _as_overrides(self.recipe.overrides))
         if self.recipe.space is not None:
             cfg.space = self.recipe.space
         return cfg
 
+    def pretrain_config(self) -> TrainConfig | None:
+        """The dense supernet's training config with its overrides, or ``None``."""
+        if self.pretrain.cfg is None:
+            if self.pretrain.overrides:
+                raise ConfigError("pretrain.overrides without pretrain.cfg; set pretrain.cfg or drop them")
+            return None
+        cfg = load_config(self.pretrain.cfg, _as_overrides(self.pretrain.overrides))
+        if self.pretrain.space is not None:
+            cfg.space = self.pretrain.space
+        return cfg
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _as_overrides(d: dict) -> list[str]:
+    return [f"{k}={json.dumps(v)}" for k, v in _flatten(d)]  # JSON is YAML
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
@@ -152,4 +175,5 @@ def load_evolve_config(path: str | Path | None, overrides: list[str] = ()) -> Sp
     cfg.init_points = init_points
     _check(cfg)
     cfg.train_config()  # the recipe must load
+    cfg.pretrain_config()  # and so must the pretraining
     return cfg

@@ -1,6 +1,11 @@
 """Space evolution with real supernets: wire a `SpaceEvolutionConfig` to the loop, run each
 visit as a job, and write the outputs.
 
+With a ``pretrain`` config, one supernet over a dense space is trained first (a training-only
+job in that config's ``log.output``, shared by every run naming it) and every new point's
+supernet starts from it by truncated SVD (``model.init_from``); moved-to points start from their
+nearest trained neighbour as before.
+
 Output directory::
 
     state.json            the loop's state (points, E, A, R, S, fits, moves, cached visits)
@@ -32,7 +37,9 @@ from search.point_eval import CKPT_FILE, RESULT_FILE, score_without_training, wr
 from search.space_evolution import Grid, Point, SpaceEvolution, VisitRequest, initial_points
 from search_space.errors import ConfigError
 from search_space.space import SearchSpace
+from search_space.svd_init import check_dense_source
 from training.checkpoint import atomic_write_text
+from training.config import TrainConfig
 from training.run import resolve_space
 
 log = logging.getLogger("mcunas.evolve")
@@ -50,10 +57,7 @@ class EvolveRun:
         train = cfg.train_config()
         self.base: SearchSpace = resolve_space(train.space)
         self.grid = Grid.from_space(self.base)
-        self.train_dict = train.to_dict()
-        self.train_dict["data"]["cache_dir"] = str(Path(train.data.cache_dir).resolve())
-        if train.data.root:
-            self.train_dict["data"]["root"] = str(Path(train.data.root).resolve())
+        self.train_dict = _absolute_paths(train.to_dict())
         self.score = {
             "budget_bytes": cfg.budget_bytes(),
             "flash_budget_bytes": cfg.flash_budget_bytes(),
@@ -64,12 +68,11 @@ class EvolveRun:
             "eval_pool": cfg.score.eval_pool,
             "r_samples": cfg.score.r_samples,
         }
+        self.pretrain_dir, self.pretrain_dict = _pretraining(cfg, train, self.base)
         self.settings = cfg.settings()
         initial_points(self.grid, self.settings)  # off-grid points fail here, before anything is written
         self.launcher = make_launcher(cfg.launch.kind, cfg.launch.nproc, cfg.launch.command)
-        recipe = copy.deepcopy(self.train_dict)
-        recipe.pop("log")
-        recipe["data"].pop("cache_dir")
+        recipe = _portable(self.train_dict)
         fingerprint = {
             "grid": [list(self.grid.rank_ratio), list(self.grid.patch_size)],
             "space": self.base.to_dict(),
@@ -78,6 +81,8 @@ class EvolveRun:
             "recipe": recipe,
             "init": "random among points with a subnet within budget",  # the rule behind random starts
         }
+        if self.pretrain_dict is not None:  # (absent from runs without one, whose states stay valid)
+            fingerprint["pretrain"] = _portable(self.pretrain_dict)
         self.evolution = SpaceEvolution(
             self.grid, self.settings, self.visit, self.output / STATE_FILE, fingerprint, self.fits
         )
@@ -85,6 +90,20 @@ class EvolveRun:
     # ---- one visit as a job ---------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
         return self.output / "points" / job_id
+
+    def pretrained(self) -> Path | None:
+        """The dense supernet's checkpoint every new point starts from, trained first if it is not
+        yet (one resumable job, run by the same launcher as the visits); ``None`` without one."""
+        if self.pretrain_dir is None:
+            return None
+        if not (self.pretrain_dir / RESULT_FILE).exists():
+            log.info(
+                "pretraining the dense supernet every new point starts from (%d epochs) in %s",
+                self.pretrain_dict["optim"]["epochs"], self.pretrain_dir,
+            )  # fmt: skip
+            write_job(self.pretrain_dir, self.pretrain_dict, None)
+            self.launcher(self.pretrain_dir)
+        return self.pretrain_dir / CKPT_FILE
 
     def known_score(self, pt: Point) -> dict[str, Any] | None:
         """The point's score when none of its subnets fits (memory model only), else ``None``."""
@@ -104,9 +123,13 @@ class EvolveRun:
         train["space"] = self.grid.space(self.base, req.point).to_dict()
         train["optim"]["epochs"] = req.epochs
         train["optim"]["warmup_epochs"] = min(train["optim"]["warmup_epochs"], req.epochs - 1)
-        train["model"]["init_supernet"] = (
-            None if req.init_job is None else str(self.job_dir(req.init_job) / CKPT_FILE)
-        )
+        if req.init_job is None:  # a new point: from the pretrained dense supernet (SVD), if any
+            pretrained = self.pretrained()
+            if pretrained is not None:
+                train["model"]["init_from"] = str(pretrained)
+            train["model"]["init_supernet"] = None
+        else:  # from the nearest trained point's supernet
+            train["model"]["init_supernet"] = str(self.job_dir(req.init_job) / CKPT_FILE)
         train["log"].update(output=str(job_dir), progress=False, wandb=False)
         done = job_dir / RESULT_FILE
         if done.exists():  # finished before (a rerun): read it back, nothing to launch
@@ -122,6 +145,7 @@ class EvolveRun:
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        pretrained = self.pretrained()
         result = self.evolution.run(progress=self.cfg.progress)
         if not result["trained"]:
             raise ConfigError(
@@ -141,6 +165,7 @@ class EvolveRun:
             "eta": self.score["eta"],
             "space": space.to_dict(),
             "supernet_checkpoint": str(chosen_dir / CKPT_FILE),
+            "pretrained_checkpoint": None if pretrained is None else str(pretrained),
             "job_checkpoint": str(src),
         }
         atomic_write_text(self.output / "result.json", json.dumps(out, indent=1))
@@ -149,6 +174,39 @@ class EvolveRun:
 
         plot_scores(self.evolution.state(), self.grid, self.output / "score_grid.png")
         return out
+
+
+def _portable(train: dict[str, Any]) -> dict[str, Any]:
+    """A training config without what depends on where it runs (outputs, data cache)."""
+    out = copy.deepcopy(train)
+    out.pop("log")
+    out["data"].pop("cache_dir")
+    return out
+
+
+def _absolute_paths(train: dict[str, Any]) -> dict[str, Any]:
+    train["data"]["cache_dir"] = str(Path(train["data"]["cache_dir"]).resolve())
+    if train["data"]["root"]:
+        train["data"]["root"] = str(Path(train["data"]["root"]).resolve())
+    return train
+
+
+def _pretraining(
+    cfg: SpaceEvolutionConfig, recipe: TrainConfig, base: SearchSpace
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """Where the dense supernet is trained and its training config; both ``None`` without one."""
+    pre = cfg.pretrain_config()
+    if pre is None:
+        return None, None
+    if recipe.model.init_from:
+        raise ConfigError(
+            "both pretrain.cfg and the recipe's model.init_from name a starting point; keep one "
+            "(-o pretrain.cfg=null to start from the init_from weights)"
+        )
+    check_dense_source(resolve_space(pre.space), base)
+    train, where = _absolute_paths(pre.to_dict()), Path(pre.log.output).resolve()
+    train["log"].update(output=str(where), progress=False, wandb=False)  # the job may run elsewhere
+    return where, train
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

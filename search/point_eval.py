@@ -134,15 +134,17 @@ def score_job(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_job(job_dir: Path, train_cfg: dict[str, Any], score: dict[str, Any]) -> None:
-    """Describe a job: the full training config (``train.yaml``) and the scoring (``job.json``)."""
+def write_job(job_dir: Path, train_cfg: dict[str, Any], score: dict[str, Any] | None) -> None:
+    """Describe a job: the full training config (``train.yaml``) and the scoring (``job.json``;
+    ``score: null`` for a job that only trains, like the dense supernet points start from)."""
     job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(job_dir / "train.yaml", yaml.safe_dump(train_cfg, sort_keys=False))
     atomic_write_text(job_dir / JOB_FILE, json.dumps({"score": score}, indent=1))
 
 
 def run_job(job_dir: str | Path) -> dict[str, Any] | None:
-    """Train and score one visit; returns the result (None on ranks other than 0)."""
+    """Train and score one visit (train only when the job has no scoring); returns the result
+    (None on ranks other than 0)."""
     from training.config import load_config
     from training.run import train_supernet
 
@@ -151,9 +153,10 @@ def run_job(job_dir: str | Path) -> dict[str, Any] | None:
     if done.exists():
         return json.loads(done.read_text())
     spec = json.loads((job_dir / JOB_FILE).read_text())
-    train_supernet(load_config(job_dir / "train.yaml"))
+    summary = train_supernet(load_config(job_dir / "train.yaml"))
     if int(os.environ.get("RANK", "0")) != 0:
         return None
-    result = score_job(job_dir, spec)
+    trained_only = spec["score"] is None  # e.g. the dense supernet new points start from
+    result = {**summary, "checkpoint": CKPT_FILE} if trained_only else score_job(job_dir, spec)
     atomic_write_text(done, json.dumps(result, indent=1))
     return result

@@ -151,7 +151,8 @@ class VisitRequest:
     point: Point
     value: tuple[float, int]  # (rank ratio, patch size)
     epochs: int  # epochs trained in this visit
-    init_job: str | None  # job whose checkpoint initialises this one; None = random init
+    init_job: str | None  # job whose checkpoint initialises this one; None = a new point (the
+    # run's starting weights: the pretrained dense supernet by SVD, or random init without one)
     total_epochs: int  # E(x) after the visit
 
 
@@ -283,7 +284,7 @@ class SpaceEvolution:
                 "visit %s: %d epochs from %s (E -> %d)",
                 job_id,
                 epochs,
-                init_job or "random init",
+                init_job or "the run's starting weights",
                 req.total_epochs,
             )
             scores = self.train(req)

@@ -1,7 +1,8 @@
 """Initialise a (low-rank) supernet from a dense ViT checkpoint by truncated SVD.
 
-The user supplies the file (e.g. a timm DeiT-Tiny ``.pth``/``.safetensors``); nothing is
-downloaded. Each dense tensor is copied into the prefix slice of the matching supernet weight;
+The dense weights come from a file the user supplies (e.g. a timm DeiT-Tiny
+``.pth``/``.safetensors``; nothing is downloaded) or from this project's own supernet of a dense
+space (`dense_state_from_supernet`, what space evolution pretrains every point from). Each dense tensor is copied into the prefix slice of the matching supernet weight;
 a dense linear ``W = A diag(s) Bᵀ`` becomes ``U = A sqrt(s)``, ``V = sqrt(s) Bᵀ`` with singular
 values in descending order, so every prefix rank is the best rank-r approximation of ``W``.
 Patch and position embeddings are resampled with timm when the patch size or grid differ.
@@ -16,8 +17,10 @@ from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
 from search_space.errors import ConfigError
 from search_space.modules import SuperLinear, SuperLowRankLinear
+from search_space.space import SearchSpace
 from search_space.static import timm_vit_to_static
 from search_space.supernet import Supernet
+from search_space.transfer import FIXED_SETTINGS
 
 
 def load_dense_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -38,6 +41,30 @@ def load_dense_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if "patch_embed.proj.weight" not in sd:
         raise ConfigError(f"{path} is not a ViT state dict (no 'patch_embed.proj.weight')")
     return timm_vit_to_static(sd)
+
+
+def check_dense_source(dense: SearchSpace, target: SearchSpace) -> None:
+    """Refuse a source space that is not dense or whose fixed model settings differ from the target's."""
+    if dense.rank_ratio[0] is not None or dense.attn_rank_ratio[0] is not None:
+        raise ConfigError(
+            f"space '{dense.name}' is low-rank; SVD initialisation starts from a dense space "
+            "(rank_ratio: [null]), e.g. digits-tiny-dense"
+        )
+    for name in FIXED_SETTINGS:
+        a, b = getattr(dense, name), getattr(target, name)
+        if a != b:
+            raise ConfigError(f"the dense space '{dense.name}' has {name} {a!r}, the target space {b!r}")
+
+
+def dense_state_from_supernet(state: dict[str, torch.Tensor], space: SearchSpace) -> dict[str, torch.Tensor]:
+    """A dense supernet's full-size tensors under the ViT names `init_from_dense` reads. Its patch
+    kernel (stored at the largest patch size) and position embedding (at the smallest patch's
+    grid) are resampled by `init_from_dense` exactly as the supernet resamples them at run time."""
+    check_dense_source(space, space)
+    sd = dict(state)
+    for part in ("weight", "bias"):
+        sd[f"patch_embed.proj.{part}"] = sd.pop(f"patch_embed.{part}")
+    return sd
 
 
 def _fit(dst: torch.Tensor, src: torch.Tensor, name: str) -> None:

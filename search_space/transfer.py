@@ -28,7 +28,16 @@ from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from search_space.errors import ConfigError
 from search_space.space import SearchSpace
 
-_MUST_MATCH = ("img_size", "num_classes", "in_chans", "head_dim", "pool", "abs_pos", "rel_pos", "act")
+FIXED_SETTINGS = (  # what two spaces must share for weights to carry over (dims may differ)
+    "img_size",
+    "num_classes",
+    "in_chans",
+    "head_dim",
+    "pool",
+    "abs_pos",
+    "rel_pos",
+    "act",
+)
 
 
 @dataclass
@@ -53,7 +62,7 @@ def _pos_grid(space: SearchSpace) -> int:
 
 def check_compatible(src: SearchSpace, dst: SearchSpace) -> None:
     """Refuse transfers between spaces whose fixed model settings differ."""
-    for name in _MUST_MATCH:
+    for name in FIXED_SETTINGS:
         a, b = getattr(src, name), getattr(dst, name)
         if a != b:
             raise ConfigError(f"cannot warm-start across spaces with different {name} ({a!r} vs {b!r})")

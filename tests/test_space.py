@@ -11,7 +11,7 @@ import yaml
 
 from search_space import ConfigError, SearchSpace, SubnetConfig, load_space, low_rank_dim
 
-PRESETS = ["mcuformer-t", "autoformer-t", "autoformer-s", "autoformer-b", "digits-tiny"]
+PRESETS = ["mcuformer-t", "autoformer-t", "autoformer-s", "autoformer-b", "digits-tiny", "digits-tiny-dense"]
 
 
 def _tiny(**kw) -> dict:

@@ -151,14 +151,24 @@ TINY_SPACE = (
 )
 
 
+TINY_DENSE = TINY_SPACE.replace("recipe.space", "pretrain.space").replace("[0.5, 0.75, 1.0]", "[null]")
+
+
 def tiny_overrides(data_dir: Path, output: Path) -> list[str]:
+    """The tiny space at 64 KB; new points start from a 1-epoch dense supernet beside the data."""
     return [
         TINY_SPACE,
+        TINY_DENSE,
         f"output={output}",
         "progress=false",
-        f"recipe.overrides.data.cache_dir={data_dir}",
-        "recipe.overrides.data.batch_size=64",
-        "recipe.overrides.optim.lr_base_batch=64",
+        *(
+            f"{part}.{o}"
+            for part in ("recipe.overrides", "pretrain.overrides")
+            for o in (f"data.cache_dir={data_dir}", "data.batch_size=64", "optim.lr_base_batch=64")
+        ),
+        f"pretrain.overrides.log.output={data_dir.parent / 'dense'}",
+        "pretrain.overrides.optim.epochs=1",
+        "pretrain.overrides.optim.warmup_epochs=0",
         "score.budget=64KB",
         "score.eval_subnets=2",
         "score.eval_pool=40",
@@ -196,7 +206,15 @@ def test_real_loop_end_to_end_with_kill_and_resume(tmp_path, monkeypatch):
     ]
     assert warm, "no point was warm-started from another"
     log_text = (tmp_path / "ref" / "points" / warm[0]["job_id"] / "train.log").read_text()
-    assert "warm-started from" in log_text
+    assert "warm-started from" in log_text and "by truncated SVD" not in log_text
+    # every new point starts from the dense supernet, pretrained once before the first visit
+    dense = tmp_path / "dense"
+    assert json.loads((dense / "result.json").read_text())["epochs"] == 1
+    fresh = [v for v in ref_state["visits"].values() if v["init_job"] is None]
+    assert len(fresh) >= 3  # the initial points
+    for v in fresh:
+        log_text = (tmp_path / "ref" / "points" / v["job_id"] / "train.log").read_text()
+        assert f"initialised from {dense / 'checkpoint.pth'} by truncated SVD" in log_text
     visit = next(iter(ref_state["visits"].values()))
     result = json.loads((tmp_path / "ref" / "points" / visit["job_id"] / "result.json").read_text())
     assert result["evaluated"]["split"] == "holdout" and 0 <= result["A"] <= 1
@@ -227,6 +245,19 @@ def test_real_loop_end_to_end_with_kill_and_resume(tmp_path, monkeypatch):
 
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
+    dense_out = f"pretrain.overrides.log.output={tmp_path / 'dense'}"
+    for bad, message in (
+        (["-o", "pretrain.space=digits-tiny"], "space 'digits-tiny' is low-rank; SVD initialisation starts"),
+        (["-o", "pretrain.space=autoformer-t"], "the dense space 'autoformer-t' has img_size 224"),
+        (
+            ["-o", "recipe.overrides.model.init_from=deit.pth"],
+            "both pretrain.cfg and the recipe's model.init_from",
+        ),
+        (["-o", "pretrain.cfg=null"], "pretrain.overrides without pretrain.cfg"),
+        (["-o", "pretrain.overrides.optim.epochz=3"], "unknown config key 'optim.epochz'"),
+    ):
+        assert evolve_space.main(["--budget", "320KB", "--output", str(out), "-o", dense_out, *bad]) == 2
+        assert message in capsys.readouterr().err
     assert (
         evolve_space.main(["--budget", "320KB", "--output", str(out), "-o", "init_points=[[0.45, 6]]"]) == 2
     )
@@ -238,7 +269,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         evolve_space.main(["--budget", "lots", "--output", str(out)])
     assert exc.value.code == 2
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "dense").exists()
 
 
 def test_epoch_cap_is_hard_and_a_capped_run_keeps_the_best_of_the_last_fit():

@@ -278,6 +278,44 @@ def test_svd_init_full_rank_reproduces_dense_and_error_falls_with_rank(tmp_path)
     assert all(a > b for a, b in itertools.pairwise(errors)), errors
 
 
+def test_dense_supernet_checkpoint_initialises_every_point_by_svd(tmp_path) -> None:
+    """A checkpoint of this project's dense supernet is an SVD source: at full rank the low-rank
+    point supernet computes what the dense one computes at that patch size (kernel and position
+    embedding resampled once at init, as the dense supernet resamples them at run time)."""
+    from training.checkpoint import save_checkpoint
+    from training.run import dense_init_state
+
+    common = dict(embed_dim=[32, 48], depth=[1, 2], num_heads=[1, 2], mlp_ratio=[2.0, 4.0], img_size=32,
+                  head_dim=16, num_classes=10)  # fmt: skip
+    dense_space = SearchSpace(**common, patch_size=[4, 8], rank_ratio=[None])
+    torch.manual_seed(0)
+    dense = Supernet(dense_space).eval()
+    with torch.no_grad():
+        for p in dense.parameters():
+            p.normal_(0, 0.2)
+    path = tmp_path / "dense" / "checkpoint.pth"
+    save_checkpoint(path, space=dense_space, config={}, epoch=1, model=dense.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    for patch in (4, 8):
+        point = SearchSpace(**common, patch_size=[patch], rank_ratio=[1.0], attn_rank_ratio=[1.0])
+        net = Supernet(point).eval()
+        assert init_from_dense(net, dense_init_state(path, point)) == []
+        cfg = point.max_config()
+        dense.set_active(dataclasses.replace(cfg, rank_ratio=None, attn_rank_ratio=None))
+        net.set_active(cfg)
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), dense(x), rtol=1e-4, atol=1e-4)
+    low = tmp_path / "low.pth"
+    save_checkpoint(low, space=point, config={}, epoch=1, model=net.state_dict())
+    with pytest.raises(ConfigError, match="is low-rank; SVD initialisation starts from a dense space"):
+        dense_init_state(low, point)
+    with pytest.raises(ConfigError, match="has img_size 32, the target space 64"):
+        dense_init_state(path, point.replace(img_size=64))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        dense_init_state(tmp_path / "junk.pth", point)
+
+
 def test_svd_init_resamples_patch_embedding_and_refuses_bad_files(tmp_path) -> None:
     _, dense = _dense_model()
     space = SearchSpace(

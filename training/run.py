@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from search_space.config import SubnetConfig
+from search_space.errors import ConfigError
 from search_space.space import SearchSpace, load_space
 from search_space.static import init_qkv_
 from search_space.supernet import Supernet
@@ -29,6 +30,28 @@ log = logging.getLogger("mcunas.train")
 
 def resolve_space(spec: str | dict) -> SearchSpace:
     return SearchSpace.from_dict(spec) if isinstance(spec, dict) else load_space(spec)
+
+
+def dense_init_state(path: str | Path, target: SearchSpace) -> dict[str, Any]:
+    """The dense weights ``model.init_from`` names: a timm ViT/DeiT weights file, or this
+    project's checkpoint of a supernet over a dense space (refused when low-rank or when its
+    fixed settings differ from ``target``'s)."""
+    import pickle
+
+    from search_space.svd_init import check_dense_source, dense_state_from_supernet, load_dense_state_dict
+    from training.checkpoint import space_from_checkpoint
+
+    try:
+        return load_dense_state_dict(path)
+    except pickle.UnpicklingError:  # not plain weights: one of this project's checkpoints, or junk
+        ckpt = load_checkpoint(path)
+    if ckpt.get("space") is None:
+        raise ConfigError(
+            f"{path} holds a static model; model.init_from takes a dense supernet or ViT weights"
+        )
+    space = space_from_checkpoint(ckpt)
+    check_dense_source(space, target)
+    return dense_state_from_supernet(ckpt["model"], space)
 
 
 def eval_subnets(space: SearchSpace, seed: int, n: int) -> dict[str, SubnetConfig]:
@@ -79,9 +102,9 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
     model = Supernet(space, drop_path_rate=cfg.model.drop_path).to(info.device)
     init_qkv_(model, cfg.model.qkv_init)
     if cfg.model.init_from and ckpt is None:
-        from search_space.svd_init import init_from_dense, load_dense_state_dict
+        from search_space.svd_init import init_from_dense
 
-        skipped = init_from_dense(model, load_dense_state_dict(cfg.model.init_from))
+        skipped = init_from_dense(model, dense_init_state(cfg.model.init_from, space))
         log.info("initialised from %s by truncated SVD (skipped: %s)", cfg.model.init_from, skipped or "none")
     if cfg.model.init_supernet and ckpt is None:  # warm start from a supernet of another space point
         from search_space.transfer import warm_start
