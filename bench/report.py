@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.space_vs_grid import within_target
+from search.space_evolution import path_text
 
 RECORDS = "records.json"
 
@@ -237,7 +238,7 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         for k, v in sorted(s["reference"].items(), key=lambda kv: -kv[1]["S"])[:10]
     ]  # fmt: skip
     evo_rows = [
-        [v["seed"], " → ".join(v["trajectory"]), v["point"], f"{v['total_epochs']} ({100 * v['epoch_share']:.0f}%)",
+        [v["seed"], path_text(v["trajectory"], v.get("climbs"), " → "), v["point"], f"{v['total_epochs']} ({100 * v['epoch_share']:.0f}%)",
          " ".join(map(str, v.get("judged_on", seeds))), f"{v['S_ref']:.4f}", f"{100 * v['gap']:.2f}", v["rank"],
          v["stop_reason"]]
         for v in s["evolutions"]
@@ -269,7 +270,7 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         ) + ")"
     )  # fmt: skip
     why = (
-        " (its visits of new points are that seed's grid jobs, bit for bit: a reference holding them shares "
+        " (it takes its visits of new points from that seed's grid jobs: a reference holding them shares "
         "their noise)" if loo else ""
     )  # fmt: skip
     pre = s.get("pretrain")

@@ -21,9 +21,10 @@ seeds before anything is judged on it:
 3. The space evolution runs once per seed of ``--evo-seeds`` (its initial points and training
    seed; ``<output>/evolve/seed<e>``, resumable like evolve_space.py), its total epochs capped at
    ``--epoch-share`` of the grid's. Gap = best reference S - reference S of the chosen point.
-   A run under a reference seed is judged on the reference without that seed: its visits of
-   new points are that seed's grid jobs bit for bit (a grid pick is its own seed's
-   argmax), so a reference holding them shares its noise and flatters it.
+   A run under a reference seed takes its visits of new points from that seed's grid jobs
+   (the same training, run once; the grid is measured first) and is judged on the reference
+   without that seed, since a reference holding them shares their noise and flatters it (as a
+   grid pick, its own seed's argmax, would be flattered).
 4. Replay (lookups, no training): the update rule run on the reference landscape itself from
    ``--replay-seeds`` seeded starts with the evolutions' settings, next to the exact expected
    gap of the best of as many random trainable points as the replay's mean epochs pay for.
@@ -48,6 +49,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +62,16 @@ from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
-from search.space_evolution import EvolutionSettings, Grid, Point, SpaceEvolution, VisitRequest
+from search.point_eval import RESULT_FILE
+from search.space_evolution import (
+    EvolutionSettings,
+    Grid,
+    Point,
+    SpaceEvolution,
+    VisitRequest,
+    climb_segments,
+    path_text,
+)
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
 
@@ -288,13 +299,37 @@ def replay(
     }
 
 
+def reuse_grid_jobs(evo: EvolveRun, grid: EvolveRun) -> None:
+    """Let an evolution under a reference seed take its new-point visits from that seed's finished
+    grid jobs (copied into its own job directories) instead of training them again: the same
+    training (config, seed, starting weights, epochs), so the same weights and scores."""
+    t, visit = grid.settings.epochs_per_visit, evo.visit
+
+    def train(req: VisitRequest) -> dict[str, Any]:
+        src, dst = grid.job_dir(f"{grid.grid.key(req.point)}/grid"), evo.job_dir(req.job_id)
+        if req.init_job is None and req.epochs == t and (src / RESULT_FILE).exists() and not dst.exists():
+            tmp = dst.with_name(dst.name + ".copy")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp)
+            tmp.rename(dst)
+        return visit(req)
+
+    evo.evolution.train = train
+
+
 def measure(args: argparse.Namespace, grid_runs: dict[int, EvolveRun], evo_runs: dict[int, EvolveRun]):
-    """Run the evolutions and the grid measurements (``--jobs`` at a time)."""
+    """The grid measurements, then the evolutions (``--jobs`` at a time); an evolution under a
+    reference seed reuses that seed's grid jobs for its new points."""
     first = grid_runs[args.seeds[0]]
     points = grid_points(first.grid.shape, args.grid == "coarse")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        evo_f = {e: pool.submit(run.run) for e, run in evo_runs.items()}
         grid_f = {(s, pt): pool.submit(grid_score, run, pt) for s, run in grid_runs.items() for pt in points}
+        for f in grid_f.values():
+            f.result()
+        for e, run in evo_runs.items():
+            if e in grid_runs:
+                reuse_grid_jobs(run, grid_runs[e])
+        evo_f = {e: pool.submit(run.run) for e, run in evo_runs.items()}
         chosen = {e: f.result() for e, f in evo_f.items()}
         extra = {first.grid.index(c["rank_ratio"], c["patch_size"]) for c in chosen.values()} - set(points)
         for pt in sorted(extra):  # a coarse grid must still measure every chosen point
@@ -329,9 +364,10 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
     evolutions = []
     for e, c in chosen.items():
         traj = [first.grid.key(tuple(p["point"])) for p in evo_runs[e].evolution.trajectory]
+        climbs = [p.get("climb", 0) for p in evo_runs[e].evolution.trajectory]
         evolutions.append(
             {"seed": e, **{k: c[k] for k in ("point", "S", "A", "R", "E", "total_epochs", "stop_reason")},
-             "epoch_share": c["total_epochs"] / grid_epochs, "trajectory": traj,
+             "epoch_share": c["total_epochs"] / grid_epochs, "trajectory": traj, "climbs": climbs,
              **judged(scores, e, c["point"]), "gap_all_seeds": judge(ref, c["point"])["gap"]}
         )  # fmt: skip
     picks = []
@@ -385,7 +421,7 @@ def report(s: dict[str, Any]) -> str:
         )
     for v in s["evolutions"]:
         lines.append(
-            f"evolution seed {v['seed']}: {' -> '.join(v['trajectory'])}; chose {v['point']} after "
+            f"evolution seed {v['seed']}: {path_text(v['trajectory'], v.get('climbs'))}; chose {v['point']} after "
             f"{v['total_epochs']} epochs ({100 * v['epoch_share']:.0f}% of {s['epochs_grid']}); reference S "
             f"{v['S_ref']:.4f}, gap {100 * v['gap']:+.2f} points, rank {v['rank']} ({v['stop_reason']})"
         )
@@ -441,7 +477,11 @@ def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
 
     at = {run.grid.key(p): p for p in run.grid.points()}
     cells = {at[k]: (v["S"], f"{v['S']:.3f}") for k, v in s["reference"].items()}
-    paths = [([at[k] for k in v["trajectory"]], at[v["point"]]) for v in s["evolutions"]]
+    paths = [
+        ([p for seg in climb_segments([at[k] for k in v["trajectory"]], v.get("climbs")) for p in (*seg, None)][:-1],
+         at[v["point"]])
+        for v in s["evolutions"]
+    ]  # fmt: skip
     untrained = {at[k] for k, v in s["reference"].items() if not v["trained_seeds"]}
     title = f"reference S (mean of {len(s['seeds'])} seeds, E = {s['epochs_per_visit']}) and the evolutions"
     labels = [f"evolution seed {v['seed']}" for v in s["evolutions"]]

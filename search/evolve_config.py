@@ -58,6 +58,7 @@ class EvolveCfg:
     max_steps: int = 6
     max_total_epochs: int | None = None
     num_init: int = 3
+    restarts: int = 0
     final_epochs: int = 0
 
 
@@ -87,7 +88,8 @@ class SpaceEvolutionConfig:
         return EvolutionSettings(
             epochs_per_visit=e.epochs_per_visit, neighbours=e.neighbours, threshold=tuple(map(float, h)),
             max_move=e.max_move, max_steps=e.max_steps, max_total_epochs=e.max_total_epochs,
-            init_points=pts, num_init=e.num_init, final_epochs=e.final_epochs, seed=self.seed,
+            init_points=pts, num_init=e.num_init, restarts=e.restarts, final_epochs=e.final_epochs,
+            seed=self.seed,
         )  # fmt: skip
 
     def budget_bytes(self) -> int:

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from search.space_evolution import Grid, Point
+from search.space_evolution import Grid, Point, climb_segments
 from training.checkpoint import _atomic
 
 _PYPLOT = threading.Lock()  # pyplot's figure registry is global; runs may plot from threads
@@ -24,15 +24,15 @@ PATH_COLOURS = ("red", "deepskyblue", "magenta", "orange", "lime", "white", "sie
 def plot_grid(
     cells: dict[Point, tuple[float, str]],
     grid: Grid,
-    paths: Sequence[tuple[Sequence[Point], Point | None]],
+    paths: Sequence[tuple[Sequence[Point | None], Point | None]],
     title: str,
     path: str | Path,
     untrained: Collection[Point] = (),
     labels: Sequence[str] = (),
 ) -> None:
     """Heat map of S per grid point (``cells``: point -> (S, label)); each path of ``paths``
-    (its points, its chosen point) drawn as arrows in its own colour with a star on the chosen
-    point. Points without a value, and the ``untrained`` ones (nothing fits: S = η·R, far below
+    (its points, ``None`` between two climbs, and its chosen point) drawn as arrows in its own
+    colour with a star on the chosen point. Points without a value, and the ``untrained`` ones (nothing fits: S = η·R, far below
     any trained point), are grey and left out of the colour scale, so that it resolves the
     differences between trained points; the latter keep their label. ``labels`` (one per path)
     name the paths in a legend."""
@@ -55,6 +55,8 @@ def plot_grid(
         for n, (pts, chosen) in enumerate(paths):
             colour, off = colours[n], 0.08 * (n - (len(paths) - 1) / 2)
             for a, b in itertools.pairwise(pts):
+                if a is None or b is None:  # a restart: a new climb, no move
+                    continue
                 ax.annotate(
                     "", xy=(b[1] + off, b[0] + off), xytext=(a[1] + off, a[0] + off),
                     arrowprops={"arrowstyle": "->", "color": colour, "lw": 2},
@@ -86,7 +88,9 @@ def plot_scores(state: dict[str, Any], grid: Grid, path: str | Path) -> None:
     cells = {tuple(p["point"]): (p["S"], f"{p['S']:.3f}\nE{p['E']}") for p in state["points"].values()}
     result = state.get("result")
     chosen = grid.index(result["rank_ratio"], result["patch_size"]) if result else None
-    trail = [tuple(t["point"]) for t in state["trajectory"]]
+    segments = climb_segments([tuple(t["point"]) for t in state["trajectory"]],
+                              [t.get("climb", 0) for t in state["trajectory"]])  # fmt: skip
+    trail = [p for seg in segments for p in (*seg, None)][:-1]
     title = f"space evolution: {len(state['points'])} points, {state['total_epochs']} epochs"
     untrained = {tuple(p["point"]) for p in state["points"].values() if not p.get("trained", True)}
     plot_grid(cells, grid, [(trail, chosen)], title, path, untrained)  # type: ignore[arg-type]

@@ -34,7 +34,14 @@ import yaml
 from search.evolve_config import SpaceEvolutionConfig
 from search.launch import make_launcher
 from search.point_eval import CKPT_FILE, RESULT_FILE, score_without_training, write_job
-from search.space_evolution import Grid, Point, SpaceEvolution, VisitRequest, initial_points
+from search.space_evolution import (
+    EvolutionSettings,
+    Grid,
+    Point,
+    SpaceEvolution,
+    VisitRequest,
+    initial_points,
+)
 from search_space.errors import ConfigError
 from search_space.space import SearchSpace
 from search_space.svd_init import check_dense_source
@@ -76,7 +83,7 @@ class EvolveRun:
         fingerprint = {
             "grid": [list(self.grid.rank_ratio), list(self.grid.patch_size)],
             "space": self.base.to_dict(),
-            "settings": json.loads(json.dumps(self.settings.__dict__)),
+            "settings": _settings_fingerprint(self.settings),
             "score": self.score,
             "recipe": recipe,
             "init": "random among points with a subnet within budget",  # the rule behind random starts
@@ -174,6 +181,15 @@ class EvolveRun:
 
         plot_scores(self.evolution.state(), self.grid, self.output / "score_grid.png")
         return out
+
+
+def _settings_fingerprint(settings: EvolutionSettings) -> dict[str, Any]:
+    """The loop's settings as the state file records them (``restarts`` left out when 0, so that
+    states written before restarts existed stay valid)."""
+    out = json.loads(json.dumps(settings.__dict__))
+    if out.get("restarts") == 0:
+        del out["restarts"]
+    return out
 
 
 def _portable(train: dict[str, Any]) -> dict[str, Any]:

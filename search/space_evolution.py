@@ -16,9 +16,9 @@ One step at the current point x:
    slope for one point); ``w_i`` is the change of S per grid step along axis i.
 3. Move ``u_i += sign(w_i) * floor(|w_i| / h_i)`` (toward higher S; symmetric rounding),
    capped at ``max_move`` steps and clipped to the grid.
-4. Stop when no axis moves, the new point was already on the path, or at ``max_steps`` /
-   ``max_total_epochs`` (a hard cap: a step stops before a catch-up or visit would cross it);
-   otherwise train the new point ``t`` epochs, warm-started from the nearest trained supernet
+4. Stop when no axis moves, the new point was already on the path, or at ``max_steps`` (per
+   climb) / ``max_total_epochs`` (a hard cap: a step stops before a catch-up or visit would
+   cross it); otherwise train the new point ``t`` epochs, warm-started from the nearest trained supernet
    (its own when it was trained before), and repeat.
 
 A point none of whose subnets fits the budget scores A = 0 whatever its weights, so its visits
@@ -30,12 +30,19 @@ among untrained ones falls back to the nearest points of any E). It never serves
 start and is never the chosen point while a trained point exists (it has no supernet worth
 searching).
 
-On every stop the chosen point is the best measured S of the last fit's neighbourhood (the
+When a climb stops, its choice is the best measured S of its last fit's neighbourhood (the
 point it was made at and its neighbours, all trained for the same E when it was made), so an
 update that overshoots the optimum or a cycle between two points still ends on the better
 one, and a point reached by the last move but stopped (by a limit) before it could be compared
 at equal E is not preferred merely for having trained longer. Without any fit it is the best
-initial point.
+point the climb started from (the best initial point for the first climb).
+
+Restarts (``restarts`` > 0): a climb that stops before the epoch cap (no axis moves, a repeat,
+``max_steps``) leaves epochs unspent, so a new climb starts from a random (seeded) point never
+visited, trained from the run's starting weights like an initial point; the path may not return
+to an earlier climb's points either (a repeat). The run's choice is the best of the climbs'
+choices compared at equal E: lagging ones are trained up to the largest E when the cap allows,
+else compared at the largest E all of them were measured at, else as they stand.
 
 Resume: the run is a deterministic replay. Every visit has a stable id (``<point>/v<n>``) and
 its result is cached in the state file, written atomically after every visit and every step;
@@ -53,63 +60,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
+from search.space_grid import Fit, Grid, Point, climb_segments, local_fit, move_steps, path_text
 from search_space.errors import ConfigError
-from search_space.space import SearchSpace
 from training.checkpoint import atomic_write_text
+
+__all__ = [  # the grid and the fit live in search.space_grid; importable from here too
+    "EvolutionSettings", "Fit", "Grid", "Point", "PointRecord", "SpaceEvolution", "TrainFn", "VisitRequest",
+    "climb_segments", "initial_points", "local_fit", "move_steps", "path_text",
+]  # fmt: skip
 
 log = logging.getLogger("mcunas.evolve")
 STATE_FORMAT = "mcunas-space-evolution/1"
-Point = tuple[int, int]  # (rank-ratio index, patch-size index)
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The space-point grid: the base space's rank-ratio and patch-size choices."""
-
-    rank_ratio: tuple[float, ...]
-    patch_size: tuple[int, ...]
-
-    @classmethod
-    def from_space(cls, space: SearchSpace) -> Grid:
-        if space.rank_ratio[0] is None:
-            raise ConfigError("space evolution needs a low-rank space (rank_ratio values, not null)")
-        return cls(tuple(sorted(space.rank_ratio)), tuple(sorted(space.patch_size)))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.rank_ratio), len(self.patch_size)
-
-    def value(self, pt: Point) -> tuple[float, int]:
-        return self.rank_ratio[pt[0]], self.patch_size[pt[1]]
-
-    def key(self, pt: Point) -> str:
-        r, p = self.value(pt)
-        return f"r{r:g}_p{p}"
-
-    def index(self, rank_ratio: float, patch_size: int) -> Point:
-        """Grid indices of a (ratio, patch) value; a one-line error when it is off the grid."""
-        hits = [i for i, r in enumerate(self.rank_ratio) if math.isclose(r, rank_ratio, abs_tol=1e-9)]
-        if not hits or patch_size not in self.patch_size:
-            raise ConfigError(
-                f"space point ({rank_ratio}, {patch_size}) is not on the grid: rank_ratio in "
-                f"{list(self.rank_ratio)}, patch_size in {list(self.patch_size)}"
-            )
-        return hits[0], self.patch_size.index(patch_size)
-
-    def clip(self, u: np.ndarray) -> Point:
-        return tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(u, self.shape, strict=True))  # type: ignore[return-value]
-
-    def points(self) -> list[Point]:
-        return [(i, j) for i in range(self.shape[0]) for j in range(self.shape[1])]
-
-    def space(self, base: SearchSpace, pt: Point) -> SearchSpace:
-        """The space of one point: the base space with one rank ratio and one patch size."""
-        r, p = self.value(pt)
-        return base.replace(rank_ratio=(r,), patch_size=(p,))
 
 
 @dataclass(frozen=True)
@@ -124,6 +88,7 @@ class EvolutionSettings:
     max_total_epochs: int | None = None
     init_points: tuple[tuple[float, int], ...] | None = None  # explicit (ratio, patch) values
     num_init: int = 3  # random initial points when init_points is None
+    restarts: int = 0  # new climbs from unvisited random points after a climb stops, epochs allowing
     final_epochs: int = 0  # extra epochs for the chosen point's supernet
     seed: int = 0
 
@@ -136,6 +101,7 @@ class EvolutionSettings:
             (self.max_steps >= 0, "max_steps must be >= 0"),
             (self.max_total_epochs is None or self.max_total_epochs >= 1, "max_total_epochs must be >= 1"),
             (self.num_init >= 1, "num_init must be >= 1"),
+            (self.restarts >= 0, "restarts must be >= 0"),
             (self.final_epochs >= 0, "final_epochs must be >= 0"),
         ]
         for ok, msg in checks:
@@ -169,34 +135,6 @@ class PointRecord:
     jobs: list[str] = field(default_factory=list)
     trained: bool = True  # False: nothing fits the budget, S is known without training
     history: list[dict[str, float]] = field(default_factory=list)  # (E, S, A, R) per visit
-
-
-@dataclass(frozen=True)
-class Fit:
-    w: np.ndarray  # S per grid step along each axis
-    intercept: float
-    degenerate: bool  # fewer distinct directions than axes
-
-
-def local_fit(coords: np.ndarray, scores: np.ndarray) -> Fit:
-    """Least-squares plane through ``(coords, scores)``; never fails on 1, 2 or collinear points
-    (scikit-learn's solver returns the minimum-norm slope: zero across the points' line)."""
-    coords = np.asarray(coords, float).reshape(len(scores), -1)
-    scores = np.asarray(scores, float)
-    axes = coords.shape[1]
-    if len(scores) < 2:
-        return Fit(np.zeros(axes), float(scores[0]) if len(scores) else 0.0, True)
-    rank = np.linalg.matrix_rank(coords - coords.mean(axis=0))
-    reg = LinearRegression().fit(coords, scores)
-    return Fit(np.asarray(reg.coef_, float), float(reg.intercept_), bool(rank < axes))
-
-
-def move_steps(w: np.ndarray, threshold: tuple[float, ...], max_move: int | None = None) -> np.ndarray:
-    """Grid steps per axis: ``sign(w) * floor(|w| / h)`` (toward higher S), capped at max_move."""
-    steps = np.sign(w) * np.floor(np.abs(w) / np.asarray(threshold, float) + 1e-12)
-    if max_move is not None:
-        steps = np.clip(steps, -max_move, max_move)
-    return steps.astype(int)
 
 
 def initial_points(
@@ -262,6 +200,7 @@ class SpaceEvolution:
         self.fits: list[dict[str, Any]] = []
         self.total_epochs = 0
         self.status, self.stop_reason, self.result = "running", None, None
+        self.final: dict[str, Any] | None = None  # the comparison of the climbs' choices
 
     # ---- visits -------------------------------------------------------------------------
     def _visit(self, pt: Point, epochs: int, init: Point | None, label: str | None = None) -> PointRecord:
@@ -319,12 +258,13 @@ class SpaceEvolution:
         return 0 if src is None else self.points[src].epochs
 
     # ---- one step -----------------------------------------------------------------------
-    def _affordable(self, epochs: int) -> bool:
+    def _affordable(self, epochs: int, stop: bool = True) -> bool:
         """Whether ``epochs`` more keep the run within ``max_total_epochs`` (a hard cap: a step
-        stops before a catch-up or a visit that would cross it)."""
+        stops before a catch-up or a visit that would cross it); ``stop`` records the stop reason."""
         cap = self.settings.max_total_epochs
         if cap is not None and self.total_epochs + epochs > cap:
-            self.stop_reason = "max_total_epochs reached"
+            if stop:
+                self.stop_reason = "max_total_epochs reached"
             return False
         return True
 
@@ -412,24 +352,85 @@ class SpaceEvolution:
         cands = [c for c in cands if self.points[keys[c[1]]].trained] or cands
         return keys[max(cands, key=lambda t: (t[0], t[1] == fit["at"]))[1]]
 
-    def _best_on_path(self) -> Point:
-        """The path's point with the highest current S (ties: the earlier one); before any fit the
-        path holds only the best initial point."""
-        return self._best_S(list(dict.fromkeys(tuple(t["point"]) for t in self.trajectory)))
-
     def _best_S(self, pts: list[Point]) -> Point:
         """The point of ``pts`` with the highest current S (ties: the earlier one)."""
         return max(pts, key=lambda p: (self.points[p].S, -pts.index(p)))
 
-    def _add_to_path(self, pt: Point, step: int) -> None:
+    def _add_to_path(self, pt: Point, step: int, climb: int | None = None) -> None:
         rec = self.points[pt]
         r, p = self.grid.value(pt)
+        climb = self.trajectory[-1]["climb"] if climb is None and self.trajectory else climb or 0
         self.trajectory.append(
-            {"step": step, "point": list(pt), "rank_ratio": r, "patch_size": p, "E": rec.epochs,
-             "S": rec.S, "A": rec.A, "R": rec.R, "total_epochs": self.total_epochs}
+            {"step": step, "climb": climb, "point": list(pt), "rank_ratio": r, "patch_size": p,
+             "E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R, "total_epochs": self.total_epochs}
         )  # fmt: skip
 
     # ---- the loop -----------------------------------------------------------------------
+    def _climb(self, x: Point, step: int, bar: tqdm) -> tuple[Point, int]:
+        """Steps from ``x`` until a stop; returns the climb's choice and the next step number."""
+        fits_before, path_before = len(self.fits), len(self.trajectory) - 1
+        for _ in range(self.settings.max_steps):
+            nxt = self._step(step, x)
+            step += 1
+            bar.update()
+            self._save()
+            if self.stop_reason is not None:
+                break
+            x = nxt
+            bar.set_postfix(at=self.grid.key(x), S=f"{self.points[x].S:.3f}", epochs=self.total_epochs)
+        if self.stop_reason is None:
+            self.stop_reason = "max_steps reached"
+        if len(self.fits) > fits_before:
+            return self._best_of_last_fit(), step
+        return self._best_S(
+            list(dict.fromkeys(tuple(t["point"]) for t in self.trajectory[path_before:]))
+        ), step
+
+    def _restart_point(self, climb: int) -> Point | None:
+        """A new climb's start: a random (seeded) point with a fitting subnet never visited yet."""
+        fresh = [
+            p
+            for p in self.grid.points()
+            if p not in self.points and (self.feasible is None or self.feasible(p))
+        ]
+        if not fresh:
+            return None
+        return fresh[int(np.random.default_rng([self.settings.seed, 7, climb]).integers(len(fresh)))]
+
+    def _final_choice(self, choices: list[Point]) -> Point:
+        """The best of the climbs' choices at equal E: the lagging ones are trained up to the largest
+        E when ``max_total_epochs`` allows all of it; otherwise they are compared at the largest E
+        each of them was measured at (their visit histories), or, without one, as they stand."""
+        cands = [p for p in dict.fromkeys(choices) if self.points[p].trained] or list(dict.fromkeys(choices))
+        if len(cands) < 2:
+            return cands[0]
+        target = max(self.points[p].epochs for p in cands)
+        lags = {p: target - self.points[p].epochs for p in cands}
+        caught = []
+        if self._affordable(sum(lags.values()), stop=False):
+            for p in cands:
+                if lags[p] > 0:
+                    self._visit(p, lags[p], p)
+                    caught.append(self.grid.key(p))
+        common = set.intersection(*({h["E"] for h in self.points[p].history} for p in cands))
+        at = max(common) if common else None
+
+        def s_at(p: Point) -> float:
+            return (
+                self.points[p].S
+                if at is None
+                else [h["S"] for h in self.points[p].history if h["E"] == at][-1]
+            )
+
+        self.final = {
+            "candidates": [self.grid.key(p) for p in cands],
+            "E": [self.points[p].epochs for p in cands],
+            "caught_up": caught,
+            "compared_at_E": at,
+            "S_compared": [round(s_at(p), 6) for p in cands],
+        }
+        return max(cands, key=lambda p: (s_at(p), -cands.index(p)))
+
     def run(self, progress: bool = False) -> dict[str, Any]:
         """Run (or replay and continue) the evolution; returns the result dict."""
         self._reset()
@@ -438,18 +439,31 @@ class SpaceEvolution:
             self._visit(pt, s.epochs_per_visit, None)
         x = self._best_S(list(self.points))
         self._add_to_path(x, 0)
-        bar = tqdm(range(s.max_steps), desc="space evolution", disable=None if progress else True)
-        for step in bar:
-            nxt = self._step(step, x)
-            self._save()
-            if self.stop_reason is not None:
+        bar = tqdm(
+            total=s.max_steps * (s.restarts + 1), desc="space evolution", disable=None if progress else True
+        )
+        choices, step, reasons = [], 0, []
+        for climb in range(s.restarts + 1):
+            choice, step = self._climb(x, step, bar)
+            choices.append(choice)
+            reasons.append(self.stop_reason)
+            if climb == s.restarts or self.stop_reason == "max_total_epochs reached":
                 break
-            x = nxt
-            bar.set_postfix(at=self.grid.key(x), S=f"{self.points[x].S:.3f}", epochs=self.total_epochs)
+            start = self._restart_point(climb)
+            if start is None:
+                self.stop_reason = "every point with a fitting subnet visited"
+                break
+            if not self._affordable(s.epochs_per_visit):
+                break
+            self.stop_reason = None
+            self._visit(start, s.epochs_per_visit, None)
+            x = start
+            self._add_to_path(x, step, climb + 1)
         bar.close()
-        if self.stop_reason is None:
-            self.stop_reason = "max_steps reached"
-        chosen = self._best_of_last_fit() or self._best_on_path()
+        if s.restarts > 0:
+            blocked = [] if self.stop_reason == reasons[-1] else [f"no restart: {self.stop_reason}"]
+            self.stop_reason = "; ".join([*(f"climb {i}: {r}" for i, r in enumerate(reasons)), *blocked])
+        chosen = self._final_choice(choices)
         trained = [p for p, r in self.points.items() if r.trained]
         if not self.points[chosen].trained and trained:  # nothing of it fits: no supernet to search
             chosen = self._best_S(trained)
@@ -471,6 +485,7 @@ class SpaceEvolution:
             "trained": rec.trained,
             "stop_reason": self.stop_reason,
             "steps": len(self.fits),
+            "climbs": 1 + max((t["climb"] for t in self.trajectory), default=0),
             "total_epochs": self.total_epochs,
             "points_trained": len(self.points),
         }
@@ -491,6 +506,7 @@ class SpaceEvolution:
             },
             "trajectory": self.trajectory,
             "fits": self.fits,
+            "final": self.final,
             "result": self.result,
             "visits": self.cache,
         }

@@ -420,3 +420,82 @@ def test_an_untrained_current_point_forces_no_catch_up():
     untrained = evo.points[(4, 0)]  # r0.8_p4, reached from r0.7_p5
     assert fit["at"] == "r0.8_p4" and untrained.trained is False and untrained.epochs == fit["E"] == e[0]
     assert res["trained"] and res["total_epochs"] == sum(c.epochs for c in calls if c.point[1] != 0)
+
+
+# ---- restarts --------------------------------------------------------------------------------
+def test_restarts_spend_the_budget_on_new_climbs_from_unvisited_points():
+    result, evo, calls = evolve(lambda i, j, e: 0.5, num_init=3, seed=2, epochs_per_visit=2, restarts=2)
+    starts = [tuple(t["point"]) for t in evo.trajectory if t["step"] > 0 or t["climb"] > 0]
+    assert result["climbs"] == 3 and [t["climb"] for t in evo.trajectory] == [0, 1, 2]
+    assert len(set(starts)) == 2 and not set(starts) & {c.point for c in calls[:3]}  # new points each time
+    assert all(c.init_job is None for c in calls[3:5])  # a restart starts from the run's starting weights
+    assert result["total_epochs"] == 10 and result["points_trained"] == 5
+    assert result["stop_reason"].count("converged") == 3
+
+
+def test_restarts_stop_at_the_epoch_cap():
+    result, _, _ = evolve(
+        lambda i, j, e: 0.5, num_init=3, epochs_per_visit=2, restarts=10, max_total_epochs=9
+    )
+    assert result["total_epochs"] == 8 and result["climbs"] == 2
+    assert result["stop_reason"].endswith("no restart: max_total_epochs reached")
+
+
+def test_restarts_without_a_cap_end_when_every_point_was_visited():
+    small = Grid(rank_ratio=(0.5, 1.0), patch_size=(4, 8))
+    settings = EvolutionSettings(num_init=2, restarts=5, seed=0, epochs_per_visit=1)
+    evo = SpaceEvolution(small, settings, synthetic(lambda i, j, e: 0.5)[0])
+    result = evo.run()
+    assert result["points_trained"] == 4 and result["climbs"] == 3
+    assert result["stop_reason"].endswith("every point with a fitting subnet visited")
+
+
+def test_final_choice_compares_the_climbs_at_equal_epochs():
+    # the initial points sit on a low plateau; everything else is higher, and training pays
+    low = {(0, 0), (1, 0), (0, 1)}
+    f = lambda i, j, e: (0.5 if (i, j) in low else 0.6 + 0.001 * i) + 0.02 * e  # noqa: E731
+    result, evo, _ = evolve(f, init_points=((0.4, 4), (0.5, 4), (0.4, 5)), epochs_per_visit=2, restarts=1)
+    assert result["climbs"] == 2 and evo.final is not None
+    assert len(set(evo.final["E"])) == 1 and evo.final["compared_at_E"] == evo.final["E"][0]
+    assert evo.final["caught_up"]  # the initial plateau's choice was trained up to the newcomer's E
+    assert GRID.index(result["rank_ratio"], result["patch_size"]) not in low
+
+
+def test_restarts_resume_to_the_same_result(tmp_path):
+    f = lambda i, j, e: 0.02 * ((i * 7 + j * 3) % 5) + 0.002 * e  # noqa: E731 (bumpy)
+    kw = {"num_init": 3, "seed": 4, "epochs_per_visit": 2, "restarts": 3, "max_total_epochs": 30}
+    ref, _, ref_calls = evolve(f, tmp_path / "a.json", **kw)
+    train, calls = synthetic(f)
+
+    def dying(req):
+        if len(calls) == len(ref_calls) - 2:
+            raise KeyboardInterrupt
+        return train(req)
+
+    settings = EvolutionSettings(threshold=(0.01, 0.01), max_steps=20, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        SpaceEvolution(GRID, settings, dying, tmp_path / "b.json").run()
+    assert SpaceEvolution(GRID, settings, train, tmp_path / "b.json").run() == ref
+    assert ref["climbs"] > 1
+
+
+def test_final_choice_without_epochs_for_catch_ups_compares_a_shared_epoch_count():
+    from search.space_evolution import PointRecord
+
+    def record(pt, history):
+        last = history[-1]
+        return PointRecord(pt, epochs=last[0], S=last[1], A=last[1], R=0.0, jobs=[f"j{n}" for n in range(len(history))],
+                           history=[{"E": e, "S": s, "A": s, "R": 0.0} for e, s in history])  # fmt: skip
+
+    evo = SpaceEvolution(GRID, EvolutionSettings(max_total_epochs=10), synthetic(lambda i, j, e: 0.0)[0])
+    evo.total_epochs = 10  # the cap is spent: no catch-up
+    a, b, c = (1, 1), (4, 3), (2, 2)
+    evo.points = {a: record(a, [(2, 0.60), (4, 0.66)]), b: record(b, [(2, 0.62)]), c: record(c, [(6, 0.70)])}
+    assert evo._final_choice([a, b]) == b  # at E 2, where both were measured, b is better
+    assert evo.final["compared_at_E"] == 2 and evo.final["caught_up"] == []
+    assert (
+        evo._final_choice([a, c]) == c and evo.final["compared_at_E"] is None
+    )  # nothing shared: as they stand
+    evo.total_epochs = 0  # with epochs to spare, the laggard is trained up first
+    assert evo._final_choice([a, b]) in (a, b) and evo.final["caught_up"] == ["r0.8_p7"]
+    assert evo.final["compared_at_E"] == 4 and evo.final["E"] == [4, 4]
