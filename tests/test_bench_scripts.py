@@ -162,6 +162,17 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         assert v["judged_on"] == [1 - v["seed"]]
         assert v["gap"] == pytest.approx(max(x["S"] for x in other.values()) - other[v["point"]]["S"])
         assert v["trajectory"][-1] in ref and v["point"] in ref
+        # under a reference seed, every new-point visit was taken from that seed's grid job
+        visits = json.loads((out / "evolve" / f"seed{v['seed']}" / "state.json").read_text())["visits"]
+        new = [x for x in visits.values() if x["init_job"] is None and x["scores"].get("trained", True)]
+        assert new and all(
+            x["scores"]["S"] == per_seed[str(v["seed"])][x["job_id"].split("/")[0]]["S"] for x in new
+        )
+        for x in new:  # a copy of the grid's job directory, not a second training
+            cfg = yaml.safe_load(
+                (out / "evolve" / f"seed{v['seed']}" / "points" / x["job_id"] / "train.yaml").read_text()
+            )
+            assert f"grid/seed{v['seed']}/points/" in cfg["log"]["output"]
     for v in s["grid_picks"]:
         own, other = per_seed[str(v["seed"])], per_seed[str(1 - v["seed"])]
         assert own[v["point"]]["S"] == max(x["S"] for x in own.values())
