@@ -310,7 +310,8 @@ def _space_vs_grid(doc: Doc, name: str = "space_vs_grid", variant: str = "", int
         f"{100 * share:.0f}% of one exhaustive grid. The exhaustive grid itself, one seed at a time (its "
         f"own pick judged on {'the reference without its own seed' if loo else judged_on}):\n\n"
         + _table(["seed", "pick", "its own S", "reference S", "gap (points)", "rank"], pick_rows)
-        + _replay_text(s.get("replay"))
+        + _first_climb_text(s)
+        + _replay_text(s.get("replay"), s.get("replay_without_restarts"))
         + _figure(name, "reference S over the grid and the evolutions' paths")
     )
     grid_gap = statistics.fmean(v["gap"] for v in s["grid_picks"])
@@ -353,11 +354,51 @@ def _floor_text(s: dict[str, Any]) -> str:
     )
 
 
-def _replay_text(r: dict[str, Any] | None) -> str:
-    """The no-training replay of the update rule on the reference landscape."""
+def _first_climb_text(s: dict[str, Any]) -> str:
+    """The same runs without restarts: each one's first climb (what ``restarts: 0`` returns)."""
+    firsts = [v["first_climb"] for v in s["evolutions"] if "first_climb" in v]
+    if not firsts or all(v["first_climb"]["point"] == v["point"] and v["first_climb"]["total_epochs"] ==
+                         v["total_epochs"] for v in s["evolutions"]):  # fmt: skip
+        return ""
+    rows = [
+        [v["seed"], v["first_climb"]["point"], v["first_climb"]["total_epochs"], f"{100 * v['first_climb']['gap']:.2f}",
+         v["point"], v["total_epochs"], f"{100 * v['gap']:.2f}"]
+        for v in s["evolutions"]
+    ]  # fmt: skip
+    within = sum(within_target(f["gap"]) for f in firsts)
+    heads = [
+        "seed",
+        "first climb's choice",
+        "epochs",
+        "gap (points)",
+        "with restarts",
+        "epochs",
+        "gap (points)",
+    ]
+    return (
+        "\nThe same runs without restarts: a run's first climb is exactly the run `evolve.restarts: 0` makes "
+        "(restarts begin only once it has stopped), so its choice is what that setting returns:\n\n"
+        + _table(heads, rows)
+        + f"\nWithout restarts: mean gap {100 * statistics.fmean(f['gap'] for f in firsts):.2f} points, {within} "
+        f"of {len(firsts)} runs within 1 point, {statistics.fmean(f['total_epochs'] for f in firsts):.1f} epochs on "
+        f"average; with restarts: {100 * s['gap_mean']:.2f} points, "
+        f"{sum(within_target(v['gap']) for v in s['evolutions'])} of {len(firsts)}, "
+        f"{statistics.fmean(v['total_epochs'] for v in s['evolutions']):.1f} epochs.\n"
+    )
+
+
+def _replay_text(r: dict[str, Any] | None, bare: dict[str, Any] | None = None) -> str:
+    """The no-training replay of the update rule on the reference landscape (``bare``: the same
+    without restarts)."""
     if not r:
         return ""
     rb = r["random"]
+    without = (
+        ""
+        if not bare
+        else f" Without restarts the replay ends {100 * bare['gap_mean']:.2f} points below the best, within 1 "
+        f"point from {100 * bare['within_1_point']:.0f}% of the starts, spending {bare['epochs_mean']:.1f} epochs."
+    )  # fmt: skip
     return (
         f"\nReplayed on the reference landscape itself (S looked up, no training, the same at every E; "
         f"{r['seeds']} seeded starts with the evolutions' settings), the update rule ends "
@@ -365,8 +406,8 @@ def _replay_text(r: dict[str, Any] | None) -> str:
         f"{100 * r['within_1_point']:.0f}% of the starts, spending {r['epochs_mean']:.1f} epochs. The best of "
         f"{rb['points']} distinct random trained points (the same spend, exact expectation) is "
         f"{100 * rb['gap_mean']:.2f} points below and within 1 point with probability "
-        f"{100 * rb['within_1_point']:.0f}%. Neither sees any measurement noise: what the replay misses is "
-        "the rule's own error on the shape of this landscape.\n"
+        f"{100 * rb['within_1_point']:.0f}%.{without} None of them sees any measurement noise: what the "
+        "replay misses is the rule's own error on the shape of this landscape.\n"
     )
 
 

@@ -368,7 +368,10 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         evolutions.append(
             {"seed": e, **{k: c[k] for k in ("point", "S", "A", "R", "E", "total_epochs", "stop_reason")},
              "epoch_share": c["total_epochs"] / grid_epochs, "trajectory": traj, "climbs": climbs,
-             **judged(scores, e, c["point"]), "gap_all_seeds": judge(ref, c["point"])["gap"]}
+             **judged(scores, e, c["point"]), "gap_all_seeds": judge(ref, c["point"])["gap"],
+             # the same run without restarts: its first climb's choice, at the epochs spent by then
+             "first_climb": {"point": c["climb_choices"][0], "total_epochs": c["climb_epochs"][0],
+                             **judged(scores, e, c["climb_choices"][0])}}
         )  # fmt: skip
     picks = []
     for s, sc in scores.items():
@@ -379,6 +382,7 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
     gaps = [v["gap"] for v in evolutions]
     shares = [v["epoch_share"] for v in evolutions]
     mean_gap = statistics.fmean(gaps)
+    settings = evo_runs[args.evo_seeds[0]].settings
     return {
         "grid": args.grid,
         "grid_points": n_grid,
@@ -398,7 +402,11 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "epoch_share_max": max(shares),
         "S_sd_mean": statistics.fmean(sds) if sds else None,
         "target_met": within_target(mean_gap) and max(shares) <= 0.25,
-        "replay": replay(ref, first.grid, evo_runs[args.evo_seeds[0]].settings, args.replay_seeds),
+        "replay": replay(ref, first.grid, settings, args.replay_seeds),
+        "replay_without_restarts": None
+        if not settings.restarts
+        else replay(ref, first.grid, dataclasses.replace(settings, restarts=0), args.replay_seeds),
+        "gap_mean_first_climb": statistics.fmean(v["first_climb"]["gap"] for v in evolutions),
         "noise_floor": noise_floor(ref, len(scores), min(len(v["judged_on"]) for v in evolutions)),
         "noise_floors": [
             noise_floor(ref, len(scores), n) for n in sorted({len(v["judged_on"]) for v in evolutions})
@@ -423,7 +431,9 @@ def report(s: dict[str, Any]) -> str:
         lines.append(
             f"evolution seed {v['seed']}: {path_text(v['trajectory'], v.get('climbs'))}; chose {v['point']} after "
             f"{v['total_epochs']} epochs ({100 * v['epoch_share']:.0f}% of {s['epochs_grid']}); reference S "
-            f"{v['S_ref']:.4f}, gap {100 * v['gap']:+.2f} points, rank {v['rank']} ({v['stop_reason']})"
+            f"{v['S_ref']:.4f}, gap {100 * v['gap']:+.2f} points, rank {v['rank']} ({v['stop_reason']}); "
+            f"first climb alone: {v['first_climb']['point']} after {v['first_climb']['total_epochs']} epochs, "
+            f"gap {100 * v['first_climb']['gap']:+.2f} points"
         )
     for v in s["grid_picks"]:
         lines.append(
@@ -438,6 +448,16 @@ def report(s: dict[str, Any]) -> str:
             f"points, within 1 point {100 * r['within_1_point']:.0f}%, {r['epochs_mean']:.1f} epochs; best of "
             f"{rb['points']} random points: gap {100 * rb['gap_mean']:.2f}, within 1 point "
             f"{100 * rb['within_1_point']:.0f}%"
+        )
+    bare = s.get("replay_without_restarts")
+    if bare:
+        lines.append(
+            f"replay without restarts: gap mean {100 * bare['gap_mean']:.2f} points, within 1 point "
+            f"{100 * bare['within_1_point']:.0f}%, {bare['epochs_mean']:.1f} epochs"
+        )
+    if "gap_mean_first_climb" in s:
+        lines.append(
+            f"the same runs without restarts (first climbs): gap mean {100 * s['gap_mean_first_climb']:.2f}"
         )
     for f in [f for f in s.get("noise_floors") or [s.get("noise_floor")] if f]:
         spread = f.get("S_sd_noise", f["S_sd_pooled"])

@@ -442,11 +442,12 @@ class SpaceEvolution:
         bar = tqdm(
             total=s.max_steps * (s.restarts + 1), desc="space evolution", disable=None if progress else True
         )
-        choices, step, reasons = [], 0, []
+        choices, step, reasons, climb_epochs = [], 0, [], []
         for climb in range(s.restarts + 1):
             choice, step = self._climb(x, step, bar)
             choices.append(choice)
             reasons.append(self.stop_reason)
+            climb_epochs.append(self.total_epochs)
             if climb == s.restarts or self.stop_reason == "max_total_epochs reached":
                 break
             start = self._restart_point(climb)
@@ -485,7 +486,11 @@ class SpaceEvolution:
             "trained": rec.trained,
             "stop_reason": self.stop_reason,
             "steps": len(self.fits),
-            "climbs": 1 + max((t["climb"] for t in self.trajectory), default=0),
+            "climbs": len(choices),
+            # each climb's choice and the epochs spent when it stopped: the first climb's are
+            # exactly what the run returns without restarts
+            "climb_choices": [self.grid.key(c) for c in choices],
+            "climb_epochs": climb_epochs,
             "total_epochs": self.total_epochs,
             "points_trained": len(self.points),
         }

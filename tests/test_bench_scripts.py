@@ -162,6 +162,9 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         assert v["judged_on"] == [1 - v["seed"]]
         assert v["gap"] == pytest.approx(max(x["S"] for x in other.values()) - other[v["point"]]["S"])
         assert v["trajectory"][-1] in ref and v["point"] in ref
+        first = v["first_climb"]  # the same run without restarts
+        assert first["point"] in ref and first["total_epochs"] <= v["total_epochs"]
+        assert first["gap"] == pytest.approx(max(x["S"] for x in other.values()) - other[first["point"]]["S"])
         # under a reference seed, every new-point visit was taken from that seed's grid job
         visits = json.loads((out / "evolve" / f"seed{v['seed']}" / "state.json").read_text())["visits"]
         new = [x for x in visits.values() if x["init_job"] is None and x["scores"].get("trained", True)]

@@ -499,3 +499,14 @@ def test_final_choice_without_epochs_for_catch_ups_compares_a_shared_epoch_count
     evo.total_epochs = 0  # with epochs to spare, the laggard is trained up first
     assert evo._final_choice([a, b]) in (a, b) and evo.final["caught_up"] == ["r0.8_p7"]
     assert evo.final["compared_at_E"] == 4 and evo.final["E"] == [4, 4]
+
+
+def test_first_climb_is_exactly_the_run_without_restarts():
+    f = lambda i, j, e: 0.02 * ((i * 7 + j * 3) % 5) + 0.01 * np.sin(i * j) + 0.002 * e  # noqa: E731
+    for seed in range(6):
+        kw = {"num_init": 3, "seed": seed, "epochs_per_visit": 2, "max_total_epochs": 24}
+        bare, _, bare_calls = evolve(f, **kw)
+        full, _, calls = evolve(f, restarts=3, **kw)
+        assert full["climb_choices"][0] == bare["point"] and full["climb_epochs"][0] == bare["total_epochs"]
+        assert [c.job_id for c in calls[: len(bare_calls)]] == [c.job_id for c in bare_calls]
+        assert full["total_epochs"] >= bare["total_epochs"] and bare["climb_choices"] == [bare["point"]]
