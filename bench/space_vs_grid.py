@@ -69,7 +69,7 @@ from search.space_evolution import (
     Point,
     SpaceEvolution,
     VisitRequest,
-    climb_segments,
+    climb_trail,
     path_text,
 )
 from search_space.errors import ConfigError
@@ -498,10 +498,9 @@ def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
     at = {run.grid.key(p): p for p in run.grid.points()}
     cells = {at[k]: (v["S"], f"{v['S']:.3f}") for k, v in s["reference"].items()}
     paths = [
-        ([p for seg in climb_segments([at[k] for k in v["trajectory"]], v.get("climbs")) for p in (*seg, None)][:-1],
-         at[v["point"]])
+        (climb_trail([at[k] for k in v["trajectory"]], v.get("climbs")), at[v["point"]])
         for v in s["evolutions"]
-    ]  # fmt: skip
+    ]
     untrained = {at[k] for k, v in s["reference"].items() if not v["trained_seeds"]}
     title = f"reference S (mean of {len(s['seeds'])} seeds, E = {s['epochs_per_visit']}) and the evolutions"
     labels = [f"evolution seed {v['seed']}" for v in s["evolutions"]]

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from search.space_evolution import Grid, Point, climb_segments
+from search.space_evolution import Grid, Point, climb_trail
 from training.checkpoint import _atomic
 
 _PYPLOT = threading.Lock()  # pyplot's figure registry is global; runs may plot from threads
@@ -88,9 +88,8 @@ def plot_scores(state: dict[str, Any], grid: Grid, path: str | Path) -> None:
     cells = {tuple(p["point"]): (p["S"], f"{p['S']:.3f}\nE{p['E']}") for p in state["points"].values()}
     result = state.get("result")
     chosen = grid.index(result["rank_ratio"], result["patch_size"]) if result else None
-    segments = climb_segments([tuple(t["point"]) for t in state["trajectory"]],
-                              [t.get("climb", 0) for t in state["trajectory"]])  # fmt: skip
-    trail = [p for seg in segments for p in (*seg, None)][:-1]
+    trail = climb_trail([tuple(t["point"]) for t in state["trajectory"]],
+                        [t.get("climb", 0) for t in state["trajectory"]])  # fmt: skip
     title = f"space evolution: {len(state['points'])} points, {state['total_epochs']} epochs"
     untrained = {tuple(p["point"]) for p in state["points"].values() if not p.get("trained", True)}
     plot_grid(cells, grid, [(trail, chosen)], title, path, untrained)  # type: ignore[arg-type]

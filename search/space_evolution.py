@@ -63,13 +63,22 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
-from search.space_grid import Fit, Grid, Point, climb_segments, local_fit, move_steps, path_text
+from search.space_grid import (
+    Fit,
+    Grid,
+    Point,
+    climb_segments,
+    climb_trail,
+    local_fit,
+    move_steps,
+    path_text,
+)
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
 
 __all__ = [  # the grid and the fit live in search.space_grid; importable from here too
     "EvolutionSettings", "Fit", "Grid", "Point", "PointRecord", "SpaceEvolution", "TrainFn", "VisitRequest",
-    "climb_segments", "initial_points", "local_fit", "move_steps", "path_text",
+    "climb_segments", "climb_trail", "initial_points", "local_fit", "move_steps", "path_text",
 ]  # fmt: skip
 
 log = logging.getLogger("mcunas.evolve")

@@ -105,6 +105,11 @@ def climb_segments(keys: list[Any], climbs: list[int] | None) -> list[list[Any]]
     return segments
 
 
+def climb_trail(keys: list[Any], climbs: list[int] | None) -> list[Any]:
+    """A trajectory's entries with ``None`` between two climbs (where a plot draws no arrow)."""
+    return [k for seg in climb_segments(keys, climbs) for k in (*seg, None)][:-1]
+
+
 def path_text(keys: list[str], climbs: list[int] | None, arrow: str = " -> ") -> str:
     """A trajectory as text, climbs separated by '; restart '."""
     return "; restart ".join(arrow.join(seg) for seg in climb_segments(keys, climbs))

@@ -17,6 +17,8 @@ from search.space_evolution import (
     EvolutionSettings,
     Grid,
     SpaceEvolution,
+    climb_segments,
+    climb_trail,
     initial_points,
     local_fit,
     move_steps,
@@ -52,6 +54,15 @@ def test_move_steps_symmetric_rounding_and_cap():
     assert move_steps(np.array([0.0099, -0.0099]), h).tolist() == [0, 0]  # floor division would give -1
     assert move_steps(np.array([0.5, -0.5]), h, max_move=2).tolist() == [2, -2]
     assert move_steps(np.array([0.03, 0.03]), (0.01, 0.02)).tolist() == [3, 1]
+
+
+def test_a_trajectory_splits_into_its_climbs():
+    keys = ["a", "b", "c", "d", "e"]
+    assert climb_segments(keys, [0, 0, 1, 1, 2]) == [["a", "b"], ["c", "d"], ["e"]]
+    assert climb_segments(keys, None) == [keys]  # runs without restarts: one climb
+    assert climb_trail(keys, [0, 0, 1, 1, 2]) == ["a", "b", None, "c", "d", None, "e"]
+    assert climb_trail(keys, []) == keys
+    assert climb_trail([], None) == []
 
 
 def test_local_fit_recovers_plane_and_handles_small_neighbourhoods():
