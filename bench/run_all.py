@@ -91,7 +91,7 @@ def steps(py: str) -> list[Step]:
         Step(
             "space_vs_grid",
             (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid",
-             "-o", "evolve.epochs_per_visit=4", "--seeds", "0", "1", "2",
+             "-o", "evolve.epochs_per_visit=4", "--seeds", "0", "1", "2", "3", "4",
              "--evo-seeds", *map(str, range(12)), "--jobs", "2"),
             copy=(("summary", "runs/bench/space_vs_grid/summary.json"),),
             figure="runs/bench/space_vs_grid/reference.png",

@@ -35,6 +35,9 @@ seeds before anything is judged on it:
    residual sd of S once each seed's common shift is removed): what even a perfect pick shows
    on average at each number of seeds the runs are judged on. Evolution seeds outside
    ``--seeds`` are judged on the whole reference.
+6. Delivered (evaluation only): the evolutions' chosen supernets, at the E they reached, and each
+   grid seed's pick and reference-best supernet (E = t), re-scored on the test split, which no
+   choice saw, with one draw of subnets for all: what each method hands over.
 
 Target: mean gap <= 0.01 (1 point of S) with every evolution within 25% of the grid's epochs.
 ``--jobs N`` trains N supernets at once, each in its own process with cores / N threads.
@@ -62,7 +65,7 @@ from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
-from search.point_eval import RESULT_FILE
+from search.point_eval import RESULT_FILE, delivered_score
 from search.space_evolution import (
     EvolutionSettings,
     Grid,
@@ -76,6 +79,7 @@ from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
 
 TARGET_GAP = 0.01  # 1 point of S
+DELIVERED_SUBNETS = 32  # subnets per supernet in the test-split comparison (the visits score 8)
 
 
 def within_target(gap: float) -> bool:
@@ -355,6 +359,26 @@ def pretraining(run: EvolveRun) -> dict[str, Any] | None:
     }
 
 
+def delivered(grid_runs, evo_runs, chosen, picks, best_key: str) -> dict[str, Any]:
+    """What each method hands over: the chosen supernets (at the E they reached) scored on the
+    test split, which no choice saw, with one subnet draw for all, next to each grid seed's pick
+    and reference-best supernet (at E = t). Untrained choices are left out."""
+
+    def s_test(run: EvolveRun, job: str) -> float:
+        return delivered_score(run.job_dir(job), DELIVERED_SUBNETS)["S"]
+
+    evo = [{"seed": e, "point": c["point"], "E": c["E"], "S_test": s_test(evo_runs[e], c["job"])}
+           for e, c in chosen.items() if c.get("trained", True) and c.get("job")]  # fmt: skip
+    grid = [{"seed": p["seed"], "point": p["point"], "S_test": s_test(grid_runs[p["seed"]], f"{p['point']}/grid"),
+             "best_S_test": s_test(grid_runs[p["seed"]], f"{best_key}/grid")} for p in picks]  # fmt: skip
+    means = {
+        "evolution_mean": statistics.fmean(v["S_test"] for v in evo) if evo else None,
+        "grid_pick_mean": statistics.fmean(v["S_test"] for v in grid),
+        "grid_best_mean": statistics.fmean(v["best_S_test"] for v in grid),
+    }
+    return {"split": "test", "subnets": DELIVERED_SUBNETS, "evolutions": evo, "grid": grid, **means}
+
+
 def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[str, Any]:
     first = grid_runs[args.seeds[0]]
     t = first.settings.epochs_per_visit
@@ -412,6 +436,7 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
             noise_floor(ref, len(scores), n) for n in sorted({len(v["judged_on"]) for v in evolutions})
         ],
         "gap_mean_all_seeds": statistics.fmean(v["gap_all_seeds"] for v in evolutions),
+        "delivered": delivered(grid_runs, evo_runs, chosen, picks, best_key),
         "grid_scores": scores,
     }
 
@@ -476,6 +501,15 @@ def report(s: dict[str, Any]) -> str:
         "every run judged on the reference without its own seed; on every seed, its own included, the "
         f"evolution gap mean would be {100 * s['gap_mean_all_seeds']:.2f} points"
     )
+    d = s.get("delivered")
+    if d and d["evolution_mean"] is not None:
+        es = sorted({v["E"] for v in d["evolutions"]})
+        lines.append(
+            f"delivered ({d['split']} split, never used to choose; {d['subnets']} subnets drawn alike): the "
+            f"evolutions' chosen supernets (E {es[0]}-{es[-1]}) S {d['evolution_mean']:.4f} on average, the grid "
+            f"picks' {d['grid_pick_mean']:.4f}, the reference-best point's {d['grid_best_mean']:.4f} (E = t); "
+            f"evolution - grid pick {100 * (d['evolution_mean'] - d['grid_pick_mean']):+.2f} points"
+        )
     pre = s.get("pretrain")
     lines.append(
         "new points start from random init"

@@ -17,6 +17,9 @@ Scores, all in [0, 1]:
 * R: share of the point's subnets within the SRAM budget (`memory_model.share_within_budget`,
   exact by enumeration when small) or, with a flash budget, within both (sampled).
 * S = A + eta * R.
+
+`delivered_score` re-scores a finished job on the test split (never used by any choice), with a
+subnet draw shared by every job it is asked of: what a chosen point's supernet delivers.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from search_space.space import SearchSpace
 from training.checkpoint import atomic_write_text, load_checkpoint
 
 JOB_FILE, RESULT_FILE, CKPT_FILE = "job.json", "result.json", "checkpoint.pth"
+DELIVERED_FILE = "delivered.json"
 
 
 def score_rng(seed: int, salt: int) -> np.random.Generator:
@@ -97,8 +101,11 @@ def _eval_device(device: str) -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
 
 
-def score_job(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    """A, R and S of a trained point (rank 0 only)."""
+def score_job(
+    job_dir: Path, spec: dict[str, Any], split: str = "holdout", sample_seed: int | None = None
+) -> dict[str, Any]:
+    """A, R and S of a trained point (rank 0 only): on the holdout split with the subnets drawn
+    by the job's training seed (as a visit scores), or on another split / subnet draw."""
     from search_space.supernet import Supernet
     from training.config import load_config
     from training.data import build_loaders
@@ -106,7 +113,7 @@ def score_job(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
     cfg = load_config(job_dir / "train.yaml")
     space = SearchSpace.from_dict(cfg.space)
-    score, seed = spec["score"], cfg.seed
+    score, seed = spec["score"], cfg.seed if sample_seed is None else sample_seed
     ckpt = load_checkpoint(job_dir / CKPT_FILE, space)
     device = _eval_device(cfg.device)
     model = Supernet(space).to(device)
@@ -115,9 +122,9 @@ def score_job(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
         state = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
     model.load_state_dict(state)
     subnets, fit_in_pool = fitting_subnets(space, score, seed)
-    holdout = build_loaders(cfg.data, space.img_size, space.num_classes).holdout
+    loader = getattr(build_loaders(cfg.data, space.img_size, space.num_classes), split)
     named = {"max": space.max_config(), **{f"s{i}": c for i, c in enumerate(subnets)}}
-    top1 = evaluate(model, holdout, named, device)
+    top1 = evaluate(model, loader, named, device)
     a = float(np.mean([top1[f"s{i}"] for i in range(len(subnets))])) / 100 if subnets else 0.0
     r, method = share(space, score, seed)
     return {
@@ -127,7 +134,7 @@ def score_job(job_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
         "A_max": top1["max"] / 100,
         "eta": score["eta"],
         "R_method": method,
-        "evaluated": {"split": "holdout", "subnets": [c.to_dict() for c in subnets], "top1": top1},
+        "evaluated": {"split": split, "subnets": [c.to_dict() for c in subnets], "top1": top1},
         "fit_in_pool": f"{fit_in_pool}/{score['eval_pool']}",
         "epochs": ckpt["epoch"],
         "checkpoint": CKPT_FILE,
@@ -159,4 +166,26 @@ def run_job(job_dir: str | Path) -> dict[str, Any] | None:
     trained_only = spec["score"] is None  # e.g. the dense supernet new points start from
     result = {**summary, "checkpoint": CKPT_FILE} if trained_only else score_job(job_dir, spec)
     atomic_write_text(done, json.dumps(result, indent=1))
+    return result
+
+
+def delivered_score(job_dir: str | Path, subnets: int, sample_seed: int = 0) -> dict[str, Any]:
+    """A, R and S of a finished job's supernet on the test split, with ``subnets`` in-budget
+    subnets drawn by ``sample_seed`` (not by the job's training seed: jobs of different seeds
+    are scored on the same architectures). Cached in the job dir (``delivered.json``)."""
+    job_dir = Path(job_dir)
+    if not (job_dir / RESULT_FILE).exists():
+        raise FileNotFoundError(f"{job_dir} has no {RESULT_FILE}: the job is not finished")
+    spec = json.loads((job_dir / JOB_FILE).read_text())
+    if spec["score"] is None:
+        raise ValueError(f"{job_dir} is a training-only job: there is no budget to score it against")
+    key = {"split": "test", "subnets": subnets, "sample_seed": sample_seed}
+    cache = job_dir / DELIVERED_FILE
+    if cache.exists() and (hit := json.loads(cache.read_text())).get("key") == key:
+        return hit
+    result = score_job(
+        job_dir, {**spec, "score": {**spec["score"], "eval_subnets": subnets}}, "test", sample_seed
+    )
+    result = {"key": key, **result}
+    atomic_write_text(cache, json.dumps(result, indent=1))
     return result

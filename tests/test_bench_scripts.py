@@ -13,6 +13,7 @@ import yaml
 from bench import bench_int8, run_all, space_vs_grid
 from bench.report import render
 from memory_model import peak_sram
+from search.point_eval import delivered_score
 from search.space_evolution import EvolutionSettings, Grid
 from search_space.config import SubnetConfig
 from search_space.static import StaticViT
@@ -155,6 +156,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
             assert v["R"] == 1.0 and v["trained_seeds"] == 2 and v["S"] > 1.0
     best = max(v["S"] for v in ref.values())
     assert s["reference_best"]["S"] == best
+    best_key = s["reference_best"]["point"]
     for v in s["evolutions"]:
         assert v["total_epochs"] <= 3 and v["epoch_share"] == v["total_epochs"] / 6  # cap: 0.5 x 6 epochs
         assert v["gap_all_seeds"] == pytest.approx(best - ref[v["point"]]["S"]) and v["gap"] >= 0
@@ -189,6 +191,27 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     )
     assert s["noise_floor"] == pytest.approx(space_vs_grid.noise_floor(ref, 2, 1))  # judged on one seed
     assert s["noise_floors"] == [s["noise_floor"]]  # every run judged on one seed
+    d = s["delivered"]  # the chosen supernets on the test split, one subnet draw for every seed
+    assert d["split"] == "test" and len(d["evolutions"]) == 2 and len(d["grid"]) == 2
+    for v in d["evolutions"]:
+        job = json.loads((out / "evolve" / f"seed{v['seed']}" / "result.json").read_text())["job"]
+        kept = json.loads(
+            (out / "evolve" / f"seed{v['seed']}" / "points" / job / "delivered.json").read_text()
+        )
+        assert kept["S"] == v["S_test"] and kept["evaluated"]["split"] == "test"
+        assert kept["S"] == pytest.approx(kept["A"] + kept["eta"] * kept["R"])
+    drawn = [
+        json.loads((out / "grid" / f"seed{g}" / "points" / best_key / "grid" / "delivered.json").read_text())
+        for g in (0, 1)
+    ]
+    assert (
+        drawn[0]["evaluated"]["subnets"] == drawn[1]["evaluated"]["subnets"]
+    )  # not the training seed's draw
+    assert [v["best_S_test"] for v in d["grid"]] == [x["S"] for x in drawn]
+    assert d["grid_best_mean"] == pytest.approx(sum(x["S"] for x in drawn) / 2)
+    assert d["evolution_mean"] == pytest.approx(sum(v["S_test"] for v in d["evolutions"]) / 2)
+    with pytest.raises(FileNotFoundError, match="not finished"):
+        delivered_score(tmp_path, 4)
     assert (out / "reference.png").stat().st_size > 0
     # rerunning reads every finished job back: the same summary, nothing trained
     import training.run
@@ -211,6 +234,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         and "starts from the dense supernet pretrained once (1 epochs over `inline`" in doc
         and f"within 1 point from {100 * rep['within_1_point']:.0f}% of the starts" in doc
         and f"itself land {100 * s['noise_floor']['gap_mean']:.2f} points below" in doc
+        and f"score S {d['evolution_mean']:.4f} on average over 2 runs" in doc
     )
 
 
