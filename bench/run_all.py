@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.chdir(ROOT)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    from bench.report import load_records, render, save_step
+    from bench.report import render
+    from bench.report_doc import load_records, save_step
 
     records = load_records(RESULTS)
     failed = []

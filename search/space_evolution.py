@@ -55,7 +55,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +64,16 @@ from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
 from search.space_grid import (
+    EvolutionSettings,
     Fit,
     Grid,
     Point,
+    PointRecord,
+    TrainFn,
+    VisitRequest,
     climb_segments,
     climb_trail,
+    initial_points,
     local_fit,
     move_steps,
     path_text,
@@ -76,98 +81,13 @@ from search.space_grid import (
 from search_space.errors import ConfigError
 from training.checkpoint import atomic_write_text
 
-__all__ = [  # the grid and the fit live in search.space_grid; importable from here too
+__all__ = [  # the grid, the fit and the settings live in search.space_grid; importable from here too
     "EvolutionSettings", "Fit", "Grid", "Point", "PointRecord", "SpaceEvolution", "TrainFn", "VisitRequest",
     "climb_segments", "climb_trail", "initial_points", "local_fit", "move_steps", "path_text",
 ]  # fmt: skip
 
 log = logging.getLogger("mcunas.evolve")
 STATE_FORMAT = "mcunas-space-evolution/1"
-
-
-@dataclass(frozen=True)
-class EvolutionSettings:
-    """Hyperparameters of the evolution loop (see the module docstring)."""
-
-    epochs_per_visit: int = 2  # t
-    neighbours: int = 3  # k, the point itself included
-    threshold: tuple[float, float] = (0.01, 0.01)  # h per axis, in S per grid step
-    max_move: int | None = 1  # grid steps per axis and step; None = unlimited
-    max_steps: int = 6
-    max_total_epochs: int | None = None
-    init_points: tuple[tuple[float, int], ...] | None = None  # explicit (ratio, patch) values
-    num_init: int = 3  # random initial points when init_points is None
-    restarts: int = 0  # new climbs from unvisited random points after a climb stops, epochs allowing
-    final_epochs: int = 0  # extra epochs for the chosen point's supernet
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs_per_visit >= 1, "epochs_per_visit must be >= 1"),
-            (self.neighbours >= 1, "neighbours must be >= 1"),
-            (len(self.threshold) == 2 and all(h > 0 for h in self.threshold), "threshold must be > 0"),
-            (self.max_move is None or self.max_move >= 1, "max_move must be >= 1 or null"),
-            (self.max_steps >= 0, "max_steps must be >= 0"),
-            (self.max_total_epochs is None or self.max_total_epochs >= 1, "max_total_epochs must be >= 1"),
-            (self.num_init >= 1, "num_init must be >= 1"),
-            (self.restarts >= 0, "restarts must be >= 0"),
-            (self.final_epochs >= 0, "final_epochs must be >= 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"evolve.{msg}")
-
-
-@dataclass(frozen=True)
-class VisitRequest:
-    """One training visit of a point: a resumable job with a stable id."""
-
-    job_id: str  # "<point key>/v<n>" or "<point key>/final"
-    point: Point
-    value: tuple[float, int]  # (rank ratio, patch size)
-    epochs: int  # epochs trained in this visit
-    init_job: str | None  # job whose checkpoint initialises this one; None = a new point (the
-    # run's starting weights: the pretrained dense supernet by SVD, or random init without one)
-    total_epochs: int  # E(x) after the visit
-
-
-TrainFn = Callable[[VisitRequest], dict[str, Any]]  # -> {"A", "R", "S", ...}
-
-
-@dataclass
-class PointRecord:
-    point: Point
-    epochs: int = 0  # E(x)
-    S: float = float("nan")
-    A: float = float("nan")
-    R: float = float("nan")
-    jobs: list[str] = field(default_factory=list)
-    trained: bool = True  # False: nothing fits the budget, S is known without training
-    history: list[dict[str, float]] = field(default_factory=list)  # (E, S, A, R) per visit
-
-
-def initial_points(
-    grid: Grid, settings: EvolutionSettings, feasible: Callable[[Point], bool] | None = None
-) -> list[Point]:
-    """Explicit points, or ``num_init`` distinct random ones (seeded), not all on one line. Random
-    starts are drawn among the points ``feasible`` accepts (those with a subnet within budget: a
-    start where nothing fits is known without training to score S = eta * R), or among every
-    point when it accepts none or is not given."""
-    if settings.init_points is not None:
-        pts = [grid.index(r, p) for r, p in settings.init_points]
-        if not pts:
-            raise ConfigError("evolve.init_points is empty; give at least one [rank_ratio, patch_size] pair")
-        return list(dict.fromkeys(pts))
-    everything = grid.points()
-    if feasible is not None:
-        everything = [p for p in everything if feasible(p)] or everything
-    n = min(settings.num_init, len(everything))
-    rng = np.random.default_rng([settings.seed, 5])
-    for _ in range(100):  # bounded retries for a non-collinear start
-        pick = [everything[i] for i in sorted(rng.choice(len(everything), size=n, replace=False))]
-        if n < 3 or not local_fit(np.array(pick), np.zeros(n)).degenerate:
-            return pick
-    return pick
 
 
 class SpaceEvolution:
