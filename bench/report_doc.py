@@ -46,6 +46,9 @@ def source(records: dict[str, Any], name: str, default: str) -> str:
     return f"`{cmd.replace('DEPLOY ', '.venv-deploy/bin/python ')}`{wall}"
 
 
+NOTES = Path("bench/notes")  # a person's reading of a step's figures: <step>.md, rendered under its section
+
+
 def figure(name: str, alt: str) -> str:
     path = Path("docs/benchmarks") / f"{name}.png"
     return f"\n![{alt}]({path})\n" if path.exists() else ""
@@ -71,8 +74,16 @@ class Doc:
     def add(self, text: str) -> None:
         self.parts.append(text)
 
-    def target(self, what: str, measured: str, met: bool | None, why: str = "") -> None:
-        status = "not run" if met is None else ("met" if met else "**missed**")
+    def target(self, what: str, measured: str, met: bool | None, why: str = "", by: str = "") -> None:
+        """One row of the targets table; ``why`` explains a miss under the section, ``by`` says how
+        far it missed in the status column."""
+        status = "not run" if met is None else ("met" if met else "**missed**" + (f" ({by})" if by else ""))
         self.targets.append([what, measured, status])
         if met is False and why:
             self.parts.append(f"\n**Target missed: {what}.** {why}\n")
+
+    def notes(self, name: str) -> None:
+        """The step's notes (``bench/notes/<name>.md``), when a person wrote some, after its figures."""
+        path = NOTES / f"{name}.md"
+        if path.exists():
+            self.parts.append("\n" + path.read_text().strip() + "\n")

@@ -114,7 +114,8 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     (results / "space_vs_grid.json").write_text(json.dumps({"summary": s}))
     doc = render(results, {"machine": {}, "steps": {}})
     row = next(ln for ln in doc.splitlines() if ln.startswith("| space evolution within"))
-    assert row.endswith("| met |" if s["target_met"] else "| **missed** |")
+    by = f" (by {100 * s['gap_mean'] - 1:.2f} points)" if s["gap_mean"] > 0.01 + 1e-12 else ""
+    assert row.endswith("| met |" if s["target_met"] else f"| **missed**{by} |")
     assert (
         f"mean gap {100 * s['gap_mean']:.2f} points over 2 runs" in doc
         and "| supernet step ≤ 1.10× the static model | – | not run |" in doc
@@ -125,6 +126,22 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         and f"itself land {100 * s['noise_floor']['gap_mean']:.2f} points below" in doc
         and f"score S {d['evolution_mean']:.4f} on average over 2 runs" in doc
     )
+
+
+def test_doc_targets_and_notes(tmp_path, monkeypatch) -> None:
+    from bench import report_doc
+
+    monkeypatch.setattr(report_doc, "NOTES", tmp_path / "notes")
+    doc = report_doc.Doc(tmp_path, {"machine": {}, "steps": {}})
+    doc.target("gap <= 1 point", "1.30", False, "noise.", by="by 0.30 points")
+    doc.target("speed", "2x", True, "never shown")
+    doc.notes("step")  # no notes written for it: nothing added
+    assert doc.targets == [["gap <= 1 point", "1.30", "**missed** (by 0.30 points)"], ["speed", "2x", "met"]]
+    assert doc.parts == ["\n**Target missed: gap <= 1 point.** noise.\n"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "step.md").write_text("\n**Reading.** Seed 3 carries the miss.\n\n")
+    doc.notes("step")
+    assert doc.parts[-1] == "\n**Reading.** Seed 3 carries the miss.\n"
 
 
 def test_space_vs_grid_bad_budget_exits_2(tmp_path, capsys) -> None:
