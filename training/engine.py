@@ -131,21 +131,21 @@ def evaluate(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """Top-1 accuracy (%) of each named subnet on ``loader`` (``None``: the model as it is)."""
+    """Top-1 accuracy (%) of each named subnet on ``loader`` (``None``: the model as it is). One
+    pass over the loader: every subnet sees each batch in turn, so images are decoded once."""
     net = unwrap(model)
     was_training = net.training
     net.eval()
-    out = {}
-    for label, cfg in subnets.items():
-        if cfg is not None:
-            net.set_active(cfg)
-        correct = total = 0
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
+    correct = dict.fromkeys(subnets, 0)
+    total = 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        for label, cfg in subnets.items():
+            if cfg is not None:
+                net.set_active(cfg)
             with _autocast(device, amp_dtype):
                 pred = net(x).argmax(dim=-1)
-            correct += int((pred == y).sum())
-            total += y.numel()
-        out[label] = 100.0 * correct / max(total, 1)
+            correct[label] += int((pred == y).sum())
+        total += y.numel()
     net.train(was_training)
-    return out
+    return {label: 100.0 * c / max(total, 1) for label, c in correct.items()}
