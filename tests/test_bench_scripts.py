@@ -15,7 +15,7 @@ from search import landscape
 from search.point_eval import delivered_score
 from search_space.config import SubnetConfig
 from search_space.static import StaticViT
-from tests.test_space_evolution import tiny_overrides
+from tests.test_evolve_space_run import tiny_overrides
 
 
 @pytest.mark.slow
