@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report_doc import Doc, figure, table
-from bench.report_space import lecun_section, pretrained_section, scratch_section
+from bench.report_space import lecun_section, scratch_section, space_vs_grid_section
 
 
 def _supernet(doc: Doc) -> None:
@@ -253,7 +253,7 @@ def render(results: Path, records: dict[str, Any]) -> str:
         _memory,
         _int8,
         _tflm,
-        pretrained_section,
+        space_vs_grid_section,
         scratch_section,
         lecun_section,
         _evo_vs_random,

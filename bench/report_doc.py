@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 RECORDS = "records.json"
+NOTES = Path("bench/notes")  # a person's reading of a step's figures: <step>.md, rendered under its section
 
 
 def load_records(results: Path) -> dict[str, Any]:
@@ -44,9 +45,6 @@ def source(records: dict[str, Any], name: str, default: str) -> str:
     wall = f", {rec['wall_s'] / 60:.1f} min" if "wall_s" in rec else ""
     cmd = re.sub(r"\S*/\.venv/bin/python\b", "python", rec.get("command", default))
     return f"`{cmd.replace('DEPLOY ', '.venv-deploy/bin/python ')}`{wall}"
-
-
-NOTES = Path("bench/notes")  # a person's reading of a step's figures: <step>.md, rendered under its section
 
 
 def figure(name: str, alt: str) -> str:

@@ -11,7 +11,7 @@ from search.landscape import TARGET_GAP, within_target
 from search.space_evolution import path_text
 
 
-def pretrained_section(doc: Doc, name: str = "space_vs_grid", variant: str = "", intro: str = "") -> None:
+def space_vs_grid_section(doc: Doc, name: str = "space_vs_grid", variant: str = "", intro: str = "") -> None:
     d = doc.section(
         f"Space evolution vs exhaustive grid{variant}", name, "python bench/space_vs_grid.py --budget 320KB"
     )
@@ -113,11 +113,11 @@ def pretrained_section(doc: Doc, name: str = "space_vs_grid", variant: str = "",
     grid_gap = statistics.fmean(v["gap"] for v in s["grid_picks"])
     spread = 100 * (s["S_sd_mean"] or 0)
     within = sum(within_target(v["gap"]) for v in s["evolutions"])
-    d = s.get("delivered") or {}
+    dl = s.get("delivered") or {}
     test = (
-        f"; on the {d['split']} split the evolutions' chosen supernets score S {d['evolution_mean']:.4f}, "
-        f"the grid picks' {d['grid_pick_mean']:.4f}"
-        if d.get("evolution_mean") is not None
+        f"; on the {dl['split']} split the evolutions' chosen supernets score S {dl['evolution_mean']:.4f}, "
+        f"the grid picks' {dl['grid_pick_mean']:.4f}"
+        if dl.get("evolution_mean") is not None
         else ""
     )
     doc.target(
@@ -237,7 +237,7 @@ def _replay_text(r: dict[str, Any] | None, bare: dict[str, Any] | None = None) -
 
 
 def scratch_section(doc: Doc) -> None:
-    pretrained_section(
+    space_vs_grid_section(
         doc,
         "space_vs_grid_scratch",
         " (from random init)",
@@ -248,7 +248,7 @@ def scratch_section(doc: Doc) -> None:
 
 
 def lecun_section(doc: Doc) -> None:
-    pretrained_section(
+    space_vs_grid_section(
         doc,
         "space_vs_grid_lecun",
         " (from random init, qkv init lecun)",

@@ -121,7 +121,7 @@ def path_text(keys: list[str], climbs: list[int] | None, arrow: str = " -> ") ->
 
 @dataclass(frozen=True)
 class EvolutionSettings:
-    """Hyperparameters of the evolution loop (see the module docstring)."""
+    """Hyperparameters of the evolution loop (see `search.space_evolution`'s docstring)."""
 
     epochs_per_visit: int = 2  # t
     neighbours: int = 3  # k, the point itself included
