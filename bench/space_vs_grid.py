@@ -29,7 +29,10 @@ seeds before anything is judged on it:
    ``--replay-seeds`` seeded starts with the evolutions' settings, next to the exact expected
    gap of the best of as many random trainable points as the replay's mean epochs pay for.
    Both read the reference without noise: this separates the rule's own error from the
-   measurement noise of the real runs.
+   measurement noise of the real runs. Then the same with every visit measured with the
+   spread of one t-epoch training (the noise floor's sd, fresh per visit), next to the best
+   *measured* of as many random points and the whole grid measured once under that noise: what
+   the rule, random picks and the exhaustive grid each show when only the noise is simulated.
 5. Noise floor (simulation, no training): the mean gap of an oracle that always picks the
    landscape's best point, judged on fresh references drawn with the measured spread (the
    residual sd of S once each seed's common shift is removed): what even a perfect pick shows
@@ -62,7 +65,7 @@ from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
-from search.landscape import judge, judged, noise_floor, reference, replay, within_target
+from search.landscape import judge, judged, measured_best, noise_floor, reference, replay, within_target
 from search.point_eval import RESULT_FILE, delivered_score
 from search.space_evolution import (
     Point,
@@ -250,6 +253,8 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
     shares = [v["epoch_share"] for v in evolutions]
     mean_gap = statistics.fmean(gaps)
     settings = evo_runs[args.evo_seeds[0]].settings
+    floor = noise_floor(ref, len(scores), min(len(v["judged_on"]) for v in evolutions))
+    visit_sd = floor["S_sd_noise"] if floor else 0.0  # one visit's spread, as the runs measure S
     return {
         "grid": args.grid,
         "grid_points": n_grid,
@@ -273,8 +278,10 @@ def summarise(args, grid_runs, evo_runs, grid_epochs, chosen, scores) -> dict[st
         "replay_without_restarts": None
         if not settings.restarts
         else replay(ref, first.grid, dataclasses.replace(settings, restarts=0), args.replay_seeds),
+        "replay_noisy": replay(ref, first.grid, settings, args.replay_seeds, visit_sd) if visit_sd else None,
+        "grid_measured": measured_best(ref, grid_epochs // t, visit_sd) if visit_sd else None,
         "gap_mean_first_climb": statistics.fmean(v["first_climb"]["gap"] for v in evolutions),
-        "noise_floor": noise_floor(ref, len(scores), min(len(v["judged_on"]) for v in evolutions)),
+        "noise_floor": floor,
         "noise_floors": [
             noise_floor(ref, len(scores), n) for n in sorted({len(v["judged_on"]) for v in evolutions})
         ],
@@ -316,6 +323,14 @@ def report(s: dict[str, Any]) -> str:
             f"points, within 1 point {100 * r['within_1_point']:.0f}%, {r['epochs_mean']:.1f} epochs; best of "
             f"{rb['points']} random points: gap {100 * rb['gap_mean']:.2f}, within 1 point "
             f"{100 * rb['within_1_point']:.0f}%"
+        )
+    r, g = s.get("replay_noisy"), s.get("grid_measured")
+    if r and g:
+        lines.append(
+            f"replay with every visit measured with noise sd {100 * r['noise_sd']:.2f} points: gap mean "
+            f"{100 * r['gap_mean']:.2f}, within 1 point {100 * r['within_1_point']:.0f}%; best measured of "
+            f"{r['random']['points']} random points: gap {100 * r['random']['gap_mean']:.2f}; the whole grid "
+            f"measured once: gap {100 * g['gap_mean']:.2f}"
         )
     bare = s.get("replay_without_restarts")
     if bare:

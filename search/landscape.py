@@ -5,8 +5,10 @@ measurements (every point trained as a new point for t epochs and scored). `judg
 chosen point's gap to the reference best (in S; 0.01 is one point of A). `noise_floor`,
 `random_best` and `replay` say what a gap means: the gap a perfect pick shows from the
 reference's own noise, the gap of the best of n random points, and the update rule's own gap
-on the noise-free landscape. Used by ``bench/space_vs_grid.py``; pure functions of scores,
-except `replay`, which runs `SpaceEvolution` on lookups (no training).
+on the landscape, noise-free or with every visit measured as noisily as one t-epoch training
+(`measured_best`: the best *measured* of n random points, or of the whole grid, under that
+noise). Used by ``bench/space_vs_grid.py``; pure functions of scores, except `replay`, which
+runs `SpaceEvolution` on lookups (no training).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 import logging
 import math
 import statistics
+import zlib
 from typing import Any
 
 import numpy as np
@@ -89,6 +92,29 @@ def random_best(ref: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     }
 
 
+def measured_best(
+    ref: dict[str, dict[str, Any]], n: int, noise_sd: float, draws: int = 20000
+) -> dict[str, Any]:
+    """Expected gap (and chance of a gap <= 1 point) of the point with the best *measured* S among
+    ``n`` >= 1 distinct trained points drawn uniformly, each measured once with normal noise of sd
+    ``noise_sd`` around its reference S and judged by its reference S (Monte Carlo, seeded);
+    ``n`` = every trained point is an exhaustive grid measured once."""
+    mu = np.array([v["S"] for v in ref.values() if v["trained_seeds"]])
+    n = min(n, len(mu))
+    rng = np.random.default_rng(0)
+    idx = np.argsort(rng.random((draws, len(mu))), axis=1)[:, :n]  # n distinct points per draw
+    measured = mu[idx] + rng.standard_normal(idx.shape) * noise_sd
+    picked = mu[idx[np.arange(draws), measured.argmax(axis=1)]]
+    gap = max(v["S"] for v in ref.values()) - picked
+    return {
+        "points": n,
+        "noise_sd": noise_sd,
+        "draws": draws,
+        "gap_mean": float(gap.mean()),
+        "within_1_point": float(np.mean(gap <= TARGET_GAP + 1e-12)),
+    }
+
+
 def within_seed_sd(ref: dict[str, dict[str, Any]], trained: list[str]) -> float | None:
     """One measurement's spread as a ranking sees it: the residual sd of S over (trained point,
     seed) once each seed's mean over the trained points is removed (two-way, no interaction). A
@@ -139,11 +165,13 @@ def noise_floor(
 
 
 def replay(
-    ref: dict[str, dict[str, Any]], grid: Grid, settings: EvolutionSettings, seeds: int
+    ref: dict[str, dict[str, Any]], grid: Grid, settings: EvolutionSettings, seeds: int, noise_sd: float = 0.0
 ) -> dict[str, Any] | None:
     """The update rule on the reference landscape itself (S looked up, the same at every E) from
     ``seeds`` seeded starts with ``settings``, beside the best of as many random trained
-    points as its mean epochs pay for."""
+    points as its mean epochs pay for. With ``noise_sd`` > 0 every visit of a trained point
+    measures its S with normal noise of that sd, drawn afresh per visit (seeded by the start and
+    the visit's id), and the random points are compared by their measured S too."""
     if seeds == 0 or not any(v["trained_seeds"] for v in ref.values()):
         return None
 
@@ -151,10 +179,13 @@ def replay(
         return ref[grid.key(pt)]["trained_seeds"] > 0
 
     def lookup(req: VisitRequest) -> dict[str, Any]:
-        v = ref[grid.key(req.point)]
-        return {"A": v["A"], "R": v["R"], "S": v["S"], "trained": trainable_at(req.point)}
+        v, trained = ref[grid.key(req.point)], trainable_at(req.point)
+        z = 0.0
+        if noise_sd and trained:
+            z = float(np.random.default_rng([seed, zlib.crc32(req.job_id.encode())]).normal(0.0, noise_sd))
+        return {"A": v["A"] + z, "R": v["R"], "S": v["S"] + z, "trained": trained}
 
-    gaps, epochs = [], []
+    gaps, epochs, seed = [], [], 0
     # lookups: the steps of every start would flood the log
     quiet = logging.getLogger("mcunas.evolve")
     was_disabled, quiet.disabled = quiet.disabled, True
@@ -172,5 +203,6 @@ def replay(
         "gap_mean": statistics.fmean(gaps),
         "within_1_point": sum(within_target(g) for g in gaps) / seeds,
         "epochs_mean": statistics.fmean(epochs),
-        "random": random_best(ref, n_random),
+        "noise_sd": noise_sd,
+        "random": measured_best(ref, n_random, noise_sd) if noise_sd else random_best(ref, n_random),
     }

@@ -80,6 +80,10 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
     assert rep["epochs_mean"] <= 3 and rep["random"] == landscape.random_best(ref, rep["random"]["points"])
     assert s["noise_floor"] == pytest.approx(landscape.noise_floor(ref, 2, 1))  # judged on one seed
     assert s["noise_floors"] == [s["noise_floor"]]  # every run judged on one seed
+    noisy, sd = s["replay_noisy"], s["noise_floor"]["S_sd_noise"]  # the replay with one visit's spread
+    assert noisy["noise_sd"] == sd > 0 and noisy["seeds"] == 50 and noisy["epochs_mean"] <= 3
+    assert noisy["random"] == landscape.measured_best(ref, noisy["random"]["points"], sd)
+    assert s["grid_measured"] == landscape.measured_best(ref, 6, sd)  # all 6 trained points
     d = s["delivered"]  # the chosen supernets on the test split, one subnet draw for every seed
     assert d["split"] == "test" and len(d["evolutions"]) == 2 and len(d["grid"]) == 2
     for v in d["evolutions"]:
@@ -124,6 +128,7 @@ def test_space_vs_grid_summary(tmp_path, monkeypatch) -> None:
         and "starts from the dense supernet pretrained once (1 epochs over `inline`" in doc
         and f"within 1 point from {100 * rep['within_1_point']:.0f}% of the starts" in doc
         and f"itself land {100 * s['noise_floor']['gap_mean']:.2f} points below" in doc
+        and f"every point measured once, {100 * s['grid_measured']['gap_mean']:.2f}" in doc
         and f"score S {d['evolution_mean']:.4f} on average over 2 runs" in doc
     )
 

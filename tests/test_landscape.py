@@ -114,3 +114,35 @@ def test_replay_climbs_a_plane_and_stalls_on_a_bump() -> None:
     assert 0.0 < r["within_1_point"] < 1.0 and r["gap_mean"] > 0.0
     assert r["random"]["points"] == max(1, round(r["epochs_mean"] / 4))
     assert landscape.replay(bump, grid, settings, 0) is None
+
+
+def test_measured_best_picks_by_noisy_measurements() -> None:
+    ref = {f"p{i}": {"S": 1.9 - 0.01 * i, "trained_seeds": 3} for i in range(6)}
+    ref["off"] = {"S": 0.0, "trained_seeds": 0}  # nothing fits: never drawn
+    for n in (1, 3, 6):  # without noise, the Monte Carlo estimate of the exact expectation
+        m, exact = landscape.measured_best(ref, n, 0.0), landscape.random_best(ref, n)
+        assert m["points"] == exact["points"] == n
+        assert m["gap_mean"] == pytest.approx(exact["gap_mean"], abs=5e-4)
+        assert m["within_1_point"] == pytest.approx(exact["within_1_point"], abs=0.02)
+    assert landscape.measured_best(ref, 6, 0.0)["gap_mean"] == pytest.approx(0.0)  # the whole grid
+    assert landscape.measured_best(ref, 99, 0.0)["points"] == 6
+    # noise hides the best point from the whole grid: the gap grows with the noise, toward one
+    # random point's (the mean gap of the six, 0.025) when the noise swamps the differences
+    gaps = [landscape.measured_best(ref, 6, sd)["gap_mean"] for sd in (0.002, 0.01, 1.0)]
+    assert 0.0 < gaps[0] < gaps[1] < gaps[2] and gaps[2] == pytest.approx(0.025, abs=1e-3)
+    assert landscape.measured_best(ref, 6, 0.01) == landscape.measured_best(ref, 6, 0.01)  # seeded
+
+
+def test_noisy_replay_is_seeded_and_costs_the_rule_its_climb() -> None:
+    grid = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
+    settings = EvolutionSettings(epochs_per_visit=4, max_steps=20, max_total_epochs=None)
+    plane = {
+        grid.key(p): {"S": 0.01 * (p[0] + p[1]), "A": 0.01 * (p[0] + p[1]), "R": 0.0, "trained_seeds": 3}
+        for p in grid.points()
+    }
+    exact = landscape.replay(plane, grid, settings, 10)
+    assert landscape.replay(plane, grid, settings, 10, 0.0) == exact and exact["noise_sd"] == 0.0
+    noisy = landscape.replay(plane, grid, settings, 10, 0.03)  # noise of three grid steps' rise
+    assert noisy == landscape.replay(plane, grid, settings, 10, 0.03)  # seeded per start and visit
+    assert exact["gap_mean"] == pytest.approx(0.0) and noisy["gap_mean"] > 0.0
+    assert noisy["random"] == landscape.measured_best(plane, noisy["random"]["points"], 0.03)
