@@ -1,26 +1,115 @@
-"""The BENCHMARKS.md sections of ``bench/space_vs_grid.py`` (with the pretrained dense supernet,
-from random init, and from random init with the lecun qkv init)."""
+"""The BENCHMARKS.md section of ``bench/space_vs_grid.py``: one claim, one config matrix (the rows
+of `bench.space_vs_grid.MATRIX`: new points from the pretrained dense supernet, from random init,
+from random init with the lecun qkv init), each row's details on ``docs/benchmarks/space_vs_grid.md``."""
 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
-from bench.report_doc import Doc, figure, table
-from search.landscape import TARGET_GAP, within_target
+from bench.landscape import TARGET_GAP, within_target
+from bench.report_doc import Doc, command_text, figure, table
+from bench.space_vs_grid_matrix import MATRIX, Variant
 from search.space_evolution import path_text
 
+STEP = "space_vs_grid"
+TITLE = "Space evolution vs exhaustive grid"
+CLAIM = "space evolution within 1 point of the grid-best S at ≤ 25% of its epochs"
+INTROS = {  # what a row changes, shown above its details
+    "scratch": "The same benchmark with every new point's supernet started from random initialisation "
+    "(`-o pretrain.cfg=null`, the evolution's default before the dense pretraining): each t-epoch "
+    "visit then sits in the early, seed-dominated phase of training.",
+    "lecun": "From random init as above, with every point's supernet initialised with `model.qkv_init: lecun` "
+    "and one warm-up epoch (`-o pretrain.cfg=null -o recipe.overrides.model.qkv_init=lecun -o "
+    "recipe.overrides.optim.warmup_epochs=1`): the default init spends most of a visit's first "
+    "epoch at uniform attention (loss ln 10). An evolution compares its points at equal E after warm "
+    "starts and catch-ups (E > t), the reference each point as a new point at E = t.",
+}
 
-def space_vs_grid_section(doc: Doc, name: str = "space_vs_grid", variant: str = "", intro: str = "") -> None:
-    d = doc.section(
-        f"Space evolution vs exhaustive grid{variant}", name, "python bench/space_vs_grid.py --budget 320KB"
+
+def _suffix(v: Variant) -> str:
+    return f" ({v.label})" if v.label else ""
+
+
+def _rows(doc: Doc) -> dict[str, dict[str, Any]]:
+    """Every measured row of the matrix by name: ``{label, command, wall_s, summary}``. Reads the
+    step's gathered ``matrix``, or the older layout of one step per row (``space_vs_grid``,
+    ``space_vs_grid_scratch``, ``space_vs_grid_lecun``, each holding its ``summary``)."""
+    d = doc.results.data(STEP)
+    if d and "matrix" in d:
+        return {r["name"]: r for r in d["matrix"]["variants"]}
+    rows = {}
+    for v in MATRIX:
+        old = doc.results.data(STEP + v.suffix)
+        if old and "summary" in old:
+            rec = doc.results.record(STEP + v.suffix)
+            rows[v.name] = {"name": v.name, "label": v.label, **rec, "summary": old["summary"]}
+    return rows
+
+
+def space_vs_grid_section(doc: Doc) -> None:
+    """The claim's section (the matrix table, the verdicts, the reading) and the detail page."""
+    doc.section(TITLE, STEP, "python -m bench.space_vs_grid --matrix --budget 320KB")
+    rows = _rows(doc)
+    if not rows:
+        for v in MATRIX:
+            doc.target(CLAIM + _suffix(v), "–", None)
+        return
+    table_rows = []
+    for v in MATRIX:
+        r = rows.get(v.name)
+        if r is None:
+            table_rows.append([v.name, *["–"] * 8, "not run"])
+            continue
+        s = r["summary"]
+        within = sum(within_target(e["gap"]) for e in s["evolutions"])
+        grid_gap = statistics.fmean(e["gap"] for e in s["grid_picks"])
+        spread = "–" if s["S_sd_mean"] is None else f"{100 * s['S_sd_mean']:.2f}"
+        met = "met" if s["target_met"] else "**missed**"
+        table_rows.append([
+            v.name, _start(s), len(s["seeds"]), len(s["evolutions"]), spread, f"{100 * s['gap_mean']:.2f}",
+            f"{within} of {len(s['evolutions'])}", f"{100 * grid_gap:.2f}", f"{100 * s['epoch_share_max']:.0f}%", met,
+        ])  # fmt: skip
+    head = ["row", "new points start from", "reference seeds", "evolution runs", "spread of one visit (points)",
+            "mean gap (points)", "runs within 1 point", "grid's single-seed picks (points)", "epochs (max share)",
+            "target"]  # fmt: skip
+    link = doc.page(STEP, f"{TITLE}: every row of the matrix", "")
+    doc.add(
+        "\nOne benchmark, one config matrix: every row trains the grid of rank ratio × patch size under each "
+        "reference seed, runs one space evolution per evolution seed under a cap of 25% of the grid's "
+        "epochs, and judges each run's chosen point by its gap to the reference-best S (in points of A); "
+        "the rows differ in where a new point's supernet starts. Every row's reference landscape, runs, "
+        f"replays, noise floor and handed-over supernets: {link}.\n\n" + table(head, table_rows)
     )
-    what = f"space evolution within 1 point of the grid-best S at ≤ 25% of its epochs{variant}"
-    if intro:
-        doc.add(f"\n{intro}\n")
-    if d is None:
-        return doc.target(what, "–", None)
-    s = d["summary"]
+    for v in MATRIX:
+        r = rows.get(v.name)
+        if r is None:
+            doc.target(CLAIM + _suffix(v), "–", None)
+            continue
+        s = r["summary"]
+        _target(doc, s, CLAIM + _suffix(v))
+        cmd = command_text(r, "python -m bench.space_vs_grid")
+        wall = f", {r['wall_s'] / 60:.1f} min" if r.get("wall_s") is not None else ""
+        intro = f"\n{INTROS[v.name]}\n" if v.name in INTROS else ""
+        doc.page(
+            STEP,
+            "",
+            f"\n## {TITLE}{_suffix(v)}\n\nSource: {cmd}{wall}.\n{intro}" + _details(s, STEP + v.suffix),
+        )
+        if v.suffix:
+            doc.notes(STEP + v.suffix, STEP)
+    doc.notes(STEP)
+
+
+def _start(s: dict[str, Any]) -> str:
+    pre = s.get("pretrain")
+    return f"the dense supernet ({pre['epochs']} epochs over `{pre['space']}`)" if pre else "random init"
+
+
+def _details(s: dict[str, Any], name: str) -> str:
+    """A row's full figures (the detail page): reference landscape, every run, grid picks, runs
+    without restarts, handed-over supernets, replays and the figure."""
     best, seeds = s["reference_best"], s["seeds"]
     chosen = {v["point"] for v in s["evolutions"]}
 
@@ -78,7 +167,7 @@ def space_vs_grid_section(doc: Doc, name: str = "space_vs_grid", variant: str = 
     noise = "" if s["S_sd_mean"] is None else (
         f" The spread of one measurement over seeds averages {100 * s['S_sd_mean']:.2f} points of S per point."
     )  # fmt: skip
-    doc.add(
+    return (
         f"\nGrid: {s['grid_points']} points, {s['grid_points_trained']} of them with a subnet within budget × t = "
         f"{s['epochs_per_visit']} epochs = {s['epochs_grid']} epochs per exhaustive run (a point where nothing fits "
         "scores S = η·R without training, in the grid as in the evolution). "
@@ -109,8 +198,14 @@ def space_vs_grid_section(doc: Doc, name: str = "space_vs_grid", variant: str = 
         + _delivered_text(s.get("delivered"))
         + _replay_text(s.get("replay"), s.get("replay_without_restarts"))
         + _noisy_replay_text(s.get("replay_noisy"), s.get("grid_measured"))
-        + figure(name, "reference S over the grid and the evolutions' paths")
+        + figure(name, "reference S over the grid and the evolutions' paths", Path())
     )
+
+
+def _target(doc: Doc, s: dict[str, Any], what: str) -> None:
+    """The row's line in the targets table, and why it missed under the section."""
+    seeds = s["seeds"]
+    gap, share = 100 * s["gap_mean"], s["epoch_share_max"]
     grid_gap = statistics.fmean(v["gap"] for v in s["grid_picks"])
     spread = 100 * (s["S_sd_mean"] or 0)
     within = sum(within_target(v["gap"]) for v in s["evolutions"])
@@ -133,7 +228,6 @@ def space_vs_grid_section(doc: Doc, name: str = "space_vs_grid", variant: str = 
         f"by {gap:.2f} with at most {100 * share:.0f}% of the epochs.{_floor_text(s)}",
         by="" if within_target(s["gap_mean"]) else f"by {gap - 100 * TARGET_GAP:.2f} points",
     )
-    doc.notes(name)
 
 
 def _floor_text(s: dict[str, Any]) -> str:
@@ -252,28 +346,4 @@ def _noisy_replay_text(r: dict[str, Any] | None, grid: dict[str, Any] | None) ->
         f"points below ({100 * rb['within_1_point']:.0f}% within 1 point), and the exhaustive grid, every "
         f"point measured once, {100 * grid['gap_mean']:.2f} ({100 * grid['within_1_point']:.0f}%): with only "
         "the noise simulated, what each method's measurements let it find on this landscape.\n"
-    )
-
-
-def scratch_section(doc: Doc) -> None:
-    space_vs_grid_section(
-        doc,
-        "space_vs_grid_scratch",
-        " (from random init)",
-        "The same benchmark with every new point's supernet started from random initialisation "
-        "(`-o pretrain.cfg=null`, the evolution's default before the dense pretraining): each t-epoch "
-        "visit then sits in the early, seed-dominated phase of training.",
-    )
-
-
-def lecun_section(doc: Doc) -> None:
-    space_vs_grid_section(
-        doc,
-        "space_vs_grid_lecun",
-        " (from random init, qkv init lecun)",
-        "From random init as above, with every point's supernet initialised with `model.qkv_init: lecun` "
-        "and one warm-up epoch (`-o pretrain.cfg=null -o recipe.overrides.model.qkv_init=lecun -o "
-        "recipe.overrides.optim.warmup_epochs=1`): the default init spends most of a visit's first "
-        "epoch at uniform attention (loss ln 10). An evolution compares its points at equal E after warm "
-        "starts and catch-ups (E > t), the reference each point as a new point at E = t.",
     )

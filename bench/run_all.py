@@ -2,14 +2,15 @@
 
     python -m bench.run_all                      # everything (hours on 2 CPU cores; resumable)
     python -m bench.run_all --only flops,memory  # some steps, then re-render the document
-    python -m bench.run_all --render             # re-render BENCHMARKS.md from saved figures
+    python -m bench.run_all --render             # re-render BENCHMARKS.md from bench/results/
 
 Each step is one command, run as its own process, one after another (timed benchmarks must
-not share the machine with each other). A step's figures land in ``runs/bench/results/<step>.json``
-and the document is rendered from those files only, so every number in BENCHMARKS.md traces to
-one script. Long steps (the pipeline, training, searches, the grid) resume from their output
-directories: rerunning after an interruption continues where it stopped, and rerunning a
-finished step costs seconds. The deployment step needs ``.venv-deploy`` (``DEPLOY=1 bash
+not share the machine with each other). A step's figures, its command, wall-clock and the
+machine it ran on land in ``bench/results/<step>.json`` (small, committed), and the document and
+its detail pages (``docs/benchmarks/*.md``) are rendered from those files only, so every number
+in BENCHMARKS.md traces to one script and ``--render`` works on a fresh clone. Long steps (the
+pipeline, training, searches, the grid) resume from their output directories: rerunning after an
+interruption continues where it stopped, and rerunning a finished step costs seconds. The deployment step needs ``.venv-deploy`` (``DEPLOY=1 bash
 scripts/setup.sh``) and is recorded as skipped without it.
 """
 
@@ -30,7 +31,8 @@ from pathlib import Path
 from training.checkpoint import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path("runs/bench/results")
+RESULTS = Path("bench/results")  # committed: one JSON per step (figures, record, machine)
+RAW = Path("runs/bench/results")  # what the scripts write (--json), before run_all gathers it
 FIGURES = Path("docs/benchmarks")  # committed beside BENCHMARKS.md
 DEPLOY_PY = Path(".venv-deploy/bin/python")
 SEARCH_FLAGS = ["-o", "search.population=20", "-o", "search.generations=10", "-o", "search.parents=4",
@@ -43,18 +45,18 @@ PIPELINE_SUPERNET = "runs/pipeline/evolve_space/chosen/checkpoint.pth"
 
 @dataclass(frozen=True)
 class Step:
-    """One command; ``copy`` maps labels to files it writes, gathered into ``<step>.json`` as
-    ``{label: content}`` (without ``copy`` the command writes ``<step>.json`` itself)."""
+    """One command; ``copy`` maps labels to files it writes, gathered as ``{label: content}``
+    (without ``copy`` the command writes ``runs/bench/results/<step>.json`` itself)."""
 
     name: str
     argv: tuple[str, ...]
     copy: tuple[tuple[str, str], ...] = ()
-    figure: str | None = None  # a PNG it writes, copied to docs/benchmarks/<step>.png
+    figures: tuple[tuple[str, str], ...] = ()  # (PNG it writes, name under docs/benchmarks/)
     deploy: bool = False  # runs with the deployment venv's python
 
 
 def steps(py: str) -> list[Step]:
-    r = RESULTS
+    r = RAW
     search = [
         Step(
             f"search_{b}",
@@ -88,30 +90,13 @@ def steps(py: str) -> list[Step]:
                    ("evolve", "runs/pipeline/evolve_space/result.json"))),
         Step("int8", (py, "bench/bench_int8.py", "--json", f"{r}/int8.json")),
         Step("tflm", ("DEPLOY", "-m", "bench.bench_tflm", "--large", "--json", f"{r}/tflm.json"), deploy=True),
-        Step(
+        Step(  # one benchmark, a config matrix of three rows (bench.space_vs_grid.MATRIX)
             "space_vs_grid",
-            (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid",
-             "-o", "evolve.epochs_per_visit=4", "--seeds", "0", "1", "2", "3", "4",
-             "--evo-seeds", *map(str, range(12)), "--jobs", "2"),
-            copy=(("summary", "runs/bench/space_vs_grid/summary.json"),),
-            figure="runs/bench/space_vs_grid/reference.png",
-        ),
-        Step(
-            "space_vs_grid_scratch",
-            (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid_scratch",
-             "-o", "evolve.epochs_per_visit=4", "-o", "pretrain.cfg=null",
-             "--seeds", "0", "1", "2", "--evo-seeds", "0", "1", "2", "3", "4", "5", "--jobs", "2"),
-            copy=(("summary", "runs/bench/space_vs_grid_scratch/summary.json"),),
-            figure="runs/bench/space_vs_grid_scratch/reference.png",
-        ),
-        Step(
-            "space_vs_grid_lecun",
-            (py, "bench/space_vs_grid.py", "--budget", "320KB", "--output", "runs/bench/space_vs_grid_lecun",
-             "-o", "evolve.epochs_per_visit=4", "-o", "pretrain.cfg=null", "-o", "recipe.overrides.model.qkv_init=lecun",
-             "-o", "recipe.overrides.optim.warmup_epochs=1",
-             "--seeds", "0", "1", "2", "--evo-seeds", "0", "1", "2", "3", "4", "5", "--jobs", "2"),
-            copy=(("summary", "runs/bench/space_vs_grid_lecun/summary.json"),),
-            figure="runs/bench/space_vs_grid_lecun/reference.png",
+            (py, "-m", "bench.space_vs_grid", "--matrix", "--budget", "320KB", "--output", "runs/bench/space_vs_grid",
+             "-o", "evolve.epochs_per_visit=4", "--jobs", "2"),
+            copy=(("matrix", "runs/bench/space_vs_grid/matrix.json"),),
+            figures=tuple((f"runs/bench/space_vs_grid{s}/reference.png", f"space_vs_grid{s}")
+                          for s in ("", "_scratch", "_lecun")),
         ),
         Step("supernet_train", (py, "supernet_train.py", "--cfg", "configs/train/digits-tiny.yaml"),
              copy=(("final", "runs/digits-tiny/final.json"),)),
@@ -128,7 +113,7 @@ def steps(py: str) -> list[Step]:
              "--train-models", TRAINED_BASELINES,
              "--searched", searched),
             copy=(("results", "runs/baselines/results.json"),),
-            figure="runs/baselines/plot.png",
+            figures=(("runs/baselines/plot.png", "baselines"),),
         ),
     ]  # fmt: skip
 
@@ -157,32 +142,42 @@ def machine() -> dict[str, object]:
     }
 
 
-def run_step(step: Step, log_dir: Path) -> dict[str, object]:
-    """Run one step; returns its record (exit code, wall seconds, skipped reason)."""
+def run_step(step: Step, log_dir: Path) -> tuple[dict[str, object], object | None]:
+    """Run one step; returns its record (exit code, wall seconds, skipped reason) and its figures
+    (``None`` when it failed or was skipped)."""
     argv = list(step.argv)
     if step.deploy:
         if not DEPLOY_PY.exists():
-            return {"step": step.name, "skipped": f"{DEPLOY_PY} missing (DEPLOY=1 bash scripts/setup.sh)"}
+            return {
+                "step": step.name,
+                "skipped": f"{DEPLOY_PY} missing (DEPLOY=1 bash scripts/setup.sh)",
+            }, None
         argv[0] = str(DEPLOY_PY)
     log_dir.mkdir(parents=True, exist_ok=True)
+    (ROOT / RAW).mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{step.name}.log"
     print(f"[{step.name}] {' '.join(argv)}  (log: {log_path})", flush=True)
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     wall_s = time.perf_counter() - t0
-    if step.copy and code == 0:
-        gathered = {label: json.loads((ROOT / path).read_text()) for label, path in step.copy}
-        atomic_write_text(ROOT / RESULTS / f"{step.name}.json", json.dumps(gathered, indent=1))
-    if step.figure and code == 0:
-        dst = ROOT / FIGURES / f"{step.name}.png"
+    data = None
+    if code == 0:
+        if step.copy:
+            data = {label: json.loads((ROOT / path).read_text()) for label, path in step.copy}
+        else:
+            data = json.loads((ROOT / RAW / f"{step.name}.json").read_text())
+    for src, name in step.figures if code == 0 else ():
+        if not (ROOT / src).exists():  # e.g. a matrix row never run
+            continue
+        dst = ROOT / FIGURES / f"{name}.png"
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(ROOT / step.figure, tmp)
+        shutil.copyfile(ROOT / src, tmp)
         os.replace(tmp, dst)
     tail = log_path.read_text().strip().splitlines()[-1:] or [""]
     print(f"[{step.name}] exit {code} in {wall_s:.0f} s: {tail[0][:160]}", flush=True)
-    return {"step": step.name, "exit_code": code, "wall_s": wall_s, "command": " ".join(step.argv)}
+    return {"step": step.name, "exit_code": code, "wall_s": wall_s, "command": " ".join(step.argv)}, data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated steps to run (default: all)")
     p.add_argument("--skip", default="", help="comma-separated steps not to run")
     p.add_argument("--render", action="store_true", help="only re-render BENCHMARKS.md from saved figures")
-    p.add_argument("--output", default="BENCHMARKS.md")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help=f"folder of the step results to save and render (default {RESULTS}; the older layout of "
+        "runs/bench/results/ with its records.json renders too)",
+    )
+    p.add_argument(
+        "--output", default="BENCHMARKS.md", help="the document; its pages go to docs/benchmarks/ beside it"
+    )
     args = p.parse_args(argv)
     all_steps = steps(sys.executable)
     names = [s.name for s in all_steps]
@@ -201,21 +205,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown step {unknown[0]!r}; steps: {', '.join(names)}", file=sys.stderr)
         return 2
     os.chdir(ROOT)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     from bench.report import render
-    from bench.report_doc import load_records, save_step
+    from bench.report_doc import Results, save_step
 
-    records = load_records(RESULTS)
     failed = []
     if not args.render:
+        args.results.mkdir(parents=True, exist_ok=True)
         here = machine()
         for step in all_steps:
             if step.name in wanted and step.name not in skip:
-                rec = run_step(step, Path("runs/bench/logs"))
-                records = save_step(RESULTS, step.name, rec, here)
+                rec, data = run_step(step, Path("runs/bench/logs"))
+                save_step(args.results, step.name, rec, here, data)
                 if rec.get("exit_code", 0) != 0:
                     failed.append(step.name)
-    atomic_write_text(Path(args.output), render(RESULTS, records))
+    out = Path(args.output)
+    for rel, text in render(Results(args.results)).items():
+        path = out if rel == Path("BENCHMARKS.md") else out.parent / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
     print(f"wrote {args.output}" + (f"; failed steps: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

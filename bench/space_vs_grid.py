@@ -1,8 +1,9 @@
 """Space evolution vs exhaustive grid training on the same recipe, judged over training seeds.
 
-    python bench/space_vs_grid.py --budget 320KB -o evolve.epochs_per_visit=4   # digits-tiny: 7 x 5
-    python bench/space_vs_grid.py --budget 320KB --grid coarse                 # every other rank ratio
-    python bench/space_vs_grid.py --budget 320KB --seeds 0 --evo-seeds 0       # one seed each: noisy
+    python -m bench.space_vs_grid --budget 320KB -o evolve.epochs_per_visit=4   # digits-tiny: 7 x 5
+    python -m bench.space_vs_grid --budget 320KB --grid coarse                 # every other rank ratio
+    python -m bench.space_vs_grid --budget 320KB --seeds 0 --evo-seeds 0       # one seed each: noisy
+    python -m bench.space_vs_grid --budget 320KB --matrix                      # every row of MATRIX
 
 One short training of a point is a noisy measurement of its S (training seed; far noisier from
 random init than from the pretrained dense supernet), so the landscape is measured over several
@@ -42,6 +43,11 @@ seeds before anything is judged on it:
    grid seed's pick and reference-best supernet (E = t), re-scored on the test split, which no
    choice saw, with one draw of subnets for all: what each method hands over.
 
+The benchmark is one config matrix (`MATRIX`): its rows differ in where a new point's supernet
+starts (the pretrained dense supernet; random init; random init with the lecun qkv init) and in
+their seeds. ``--matrix`` runs the rows in turn, each in ``<output><suffix>``, and gathers every
+row's summary into ``<output>/matrix.json``; ``--matrix scratch,lecun`` runs some of them.
+
 Target: mean gap <= 0.01 (1 point of S) with every evolution within 25% of the grid's epochs.
 ``--jobs N`` trains N supernets at once, each in its own process with cores / N threads.
 Rerunning the same command reads every finished job back and continues the rest.
@@ -57,16 +63,19 @@ import os
 import shutil
 import statistics
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.delivered import delivered_score
+from bench.landscape import judge, judged, measured_best, noise_floor, reference, replay, within_target
+from bench.space_vs_grid_matrix import MATRIX, MATRIX_FILE, ROW_FILE, gather_matrix, variant_argv
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
 from search.evolve_config import load_evolve_config
 from search.evolve_run import EvolveRun
-from search.landscape import judge, judged, measured_best, noise_floor, reference, replay, within_target
-from search.point_eval import RESULT_FILE, delivered_score
+from search.point_eval import RESULT_FILE
 from search.space_evolution import (
     Point,
     VisitRequest,
@@ -93,14 +102,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.25,
         help="cap each evolution's total epochs at this share of the grid's (0 = the config's own cap)",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of the reference")
-    p.add_argument("--evo-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the evolution runs")
+    p.add_argument("--seeds", type=int, nargs="+", help="training seeds of the reference (default 0 1 2)")
+    p.add_argument("--evo-seeds", type=int, nargs="+", help="seeds of the evolution runs (default 0 1 2)")
+    p.add_argument(
+        "--matrix",
+        nargs="?",
+        const="all",
+        help="run the rows of the config matrix (all, or comma-separated: "
+        + ", ".join(v.name for v in MATRIX)
+        + ") with their own seeds and settings",
+    )
     p.add_argument("--replay-seeds", type=int, default=50, help="starts of the no-training replay (0 = none)")
     p.add_argument("--jobs", type=int, default=2, help="supernets trained at once (separate processes)")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     if args.jobs < 1 or args.replay_seeds < 0 or not 0 <= args.epoch_share <= 1:
         p.error("--jobs must be >= 1, --replay-seeds >= 0 and --epoch-share in [0, 1]")
+    if args.matrix is not None:
+        if args.seeds or args.evo_seeds:
+            p.error("--matrix sets --seeds and --evo-seeds per row: drop them")
+        names = [n.strip() for n in args.matrix.split(",") if n.strip()]
+        unknown = sorted(set(names) - {v.name for v in MATRIX} - {"all"})
+        if unknown or not names:
+            p.error(f"unknown --matrix row {unknown[0] if unknown else args.matrix!r}; rows: "
+                    + ", ".join(v.name for v in MATRIX))  # fmt: skip
+        return args
+    args.seeds, args.evo_seeds = args.seeds or [0, 1, 2], args.evo_seeds or [0, 1, 2]
     if len(set(args.seeds)) != len(args.seeds) or len(set(args.evo_seeds)) != len(args.evo_seeds):
         p.error("--seeds and --evo-seeds must not repeat a seed")
     return args
@@ -399,8 +426,28 @@ def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
     plot_grid(cells, run.grid, paths, title, path, untrained, labels)
 
 
+def run_matrix(args: argparse.Namespace) -> int:
+    """Run the chosen rows in turn, then gather every row with a summary into ``matrix.json``
+    (a row not run this time keeps the summary of its last run)."""
+    names = {n.strip() for n in args.matrix.split(",")}
+    rows = [v for v in MATRIX if "all" in names or v.name in names]
+    for v in rows:  # a bad setting fails the first row, before any training
+        t0 = time.perf_counter()
+        code = main(variant_argv(args, v))
+        if code:
+            return code
+        row = {"command": " ".join(["python -m bench.space_vs_grid", *variant_argv(args, v)]),
+               "wall_s": time.perf_counter() - t0}  # fmt: skip
+        atomic_write_text(Path(f"{args.output}{v.suffix}") / ROW_FILE, json.dumps(row))
+    gathered = gather_matrix(args)
+    print(f"matrix: {', '.join(g['name'] for g in gathered)} gathered in {Path(args.output) / MATRIX_FILE}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.matrix is not None:
+        return run_matrix(args)
     out = Path(args.output)
     try:
         grid_runs, evo_runs, grid_epochs = build_runs(args)

@@ -17,9 +17,6 @@ Scores, all in [0, 1]:
 * R: share of the point's subnets within the SRAM budget (`memory_model.share_within_budget`,
   exact by enumeration when small) or, with a flash budget, within both (sampled).
 * S = A + eta * R.
-
-`delivered_score` re-scores a finished job on the test split (never used by any choice), with a
-subnet draw shared by every job it is asked of: what a chosen point's supernet delivers.
 """
 
 from __future__ import annotations
@@ -40,7 +37,6 @@ from search_space.space import SearchSpace
 from training.checkpoint import atomic_write_text, load_checkpoint
 
 JOB_FILE, RESULT_FILE, CKPT_FILE = "job.json", "result.json", "checkpoint.pth"
-DELIVERED_FILE = "delivered.json"
 
 
 def score_rng(seed: int, salt: int) -> np.random.Generator:
@@ -166,26 +162,4 @@ def run_job(job_dir: str | Path) -> dict[str, Any] | None:
     trained_only = spec["score"] is None  # e.g. the dense supernet new points start from
     result = {**summary, "checkpoint": CKPT_FILE} if trained_only else score_job(job_dir, spec)
     atomic_write_text(done, json.dumps(result, indent=1))
-    return result
-
-
-def delivered_score(job_dir: str | Path, subnets: int, sample_seed: int = 0) -> dict[str, Any]:
-    """A, R and S of a finished job's supernet on the test split, with ``subnets`` in-budget
-    subnets drawn by ``sample_seed`` (not by the job's training seed: jobs of different seeds
-    are scored on the same architectures). Cached in the job dir (``delivered.json``)."""
-    job_dir = Path(job_dir)
-    if not (job_dir / RESULT_FILE).exists():
-        raise FileNotFoundError(f"{job_dir} has no {RESULT_FILE}: the job is not finished")
-    spec = json.loads((job_dir / JOB_FILE).read_text())
-    if spec["score"] is None:
-        raise ValueError(f"{job_dir} is a training-only job: there is no budget to score it against")
-    key = {"split": "test", "subnets": subnets, "sample_seed": sample_seed}
-    cache = job_dir / DELIVERED_FILE
-    if cache.exists() and (hit := json.loads(cache.read_text())).get("key") == key:
-        return hit
-    result = score_job(
-        job_dir, {**spec, "score": {**spec["score"], "eval_subnets": subnets}}, "test", sample_seed
-    )
-    result = {"key": key, **result}
-    atomic_write_text(cache, json.dumps(result, indent=1))
     return result

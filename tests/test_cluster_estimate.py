@@ -107,13 +107,17 @@ def test_wall_clock_halves_when_gpus_double():
     assert two_nodes.wall_hours(ce.Hardware(4, 2)) == pytest.approx(stage1_b.wall_hours(b.hardware))
 
 
-def test_wall_clock_follows_the_formula():
+def test_wall_clock_of_a_hand_sized_stage():
+    # one A100 at MFU 0.35 does 312e12 x 0.35 = 1.092e14 FLOP/s, 3.9312e17 FLOP per hour; 8 of them
+    # 3.14496e18 per hour. A stage of 3.14496e18 FLOP spread over 8 GPUs plus 1.9656e17 FLOP on rank 0
+    # alone: 1 h + 0.5 h = 1.5 h of wall-clock while holding 8 GPUs, 12 GPU-hours
     hw = ce.Hardware(8, 1, 312.0, 0.35)
-    stage = _estimate(hw=hw).stages[0]
-    rate = 312e12 * 0.35
-    expected = (stage.parallel_flops / (8 * rate) + stage.serial_flops / rate) / 3600
-    assert stage.wall_hours(hw) == pytest.approx(expected, rel=1e-12)
-    assert stage.gpu_hours(hw) == pytest.approx(8 * expected, rel=1e-12)
+    stage = ce.Stage("x", gpus=8, parallel_flops=3.14496e18, serial_flops=1.9656e17)
+    assert stage.serial_hours(hw) == pytest.approx(0.5, rel=1e-12)
+    assert stage.wall_hours(hw) == pytest.approx(1.5, rel=1e-12)
+    assert stage.gpu_hours(hw) == pytest.approx(12.0, rel=1e-12)
+    one_gpu = ce.Stage("search", gpus=1, parallel_flops=3.9312e17, serial_flops=0.0)
+    assert one_gpu.wall_hours(hw) == pytest.approx(1.0, rel=1e-12) == one_gpu.gpu_hours(hw)
 
 
 @pytest.mark.parametrize("kwargs", [{"mfu": 0.0}, {"mfu": 1.5}, {"gpus_per_node": -1}, {"nodes": 0}])

@@ -1,4 +1,4 @@
-"""The S landscape over seeds (search.landscape) on synthetic scores: no training."""
+"""The S landscape over seeds (bench.landscape) on synthetic scores: no training."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from search import landscape
+from bench import landscape
 from search.space_evolution import EvolutionSettings, Grid
 
 

@@ -7,8 +7,8 @@ chosen point's gap to the reference best (in S; 0.01 is one point of A). `noise_
 reference's own noise, the gap of the best of n random points, and the update rule's own gap
 on the landscape, noise-free or with every visit measured as noisily as one t-epoch training
 (`measured_best`: the best *measured* of n random points, or of the whole grid, under that
-noise). Used by ``bench/space_vs_grid.py``; pure functions of scores, except `replay`, which
-runs `SpaceEvolution` on lookups (no training).
+noise). Benchmark analysis for ``bench/space_vs_grid.py``, not part of the search itself: pure
+functions of scores, except `replay`, which runs `SpaceEvolution` on lookups (no training).
 """
 
 from __future__ import annotations
