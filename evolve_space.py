@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
-from search_space.errors import ConfigError
+from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--budget", type=argparse_budget, help=f"SRAM budget (required unless in the config); {BUDGET_HELP}"
     )
@@ -35,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def prepare(argv: list[str] | None = None) -> Any:
+    """Parse and validate everything (an `EvolveRun`); nothing is written. Bad input raises
+    `ConfigError`."""
     args = parse_args(argv)
     overrides = list(args.overrides)
     for key, value in (("score.budget", args.budget), ("score.flash_budget", args.flash_budget)):
@@ -49,22 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"evolve.final_epochs={args.final_epochs}")
     if args.no_progress:
         overrides.append("progress=false")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    logger = logging.getLogger("mcunas")  # the training jobs log under it too
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        from search.evolve_config import load_evolve_config
-        from search.evolve_run import EvolveRun, summary_table
+    from search.evolve_config import load_evolve_config
+    from search.evolve_run import EvolveRun
 
-        run = EvolveRun(load_evolve_config(args.cfg, overrides))
-        result = run.run()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(summary_table(run.evolution.state()))
+    return EvolveRun(load_evolve_config(args.cfg, overrides))
+
+
+def run(evolve_run: Any) -> dict[str, Any]:
+    """Run a prepared space evolution and print its summary; returns the result."""
+    from search.evolve_run import summary_table
+
+    result = evolve_run.run()
+    print(summary_table(evolve_run.evolution.state()))
     print(
         f"chosen: rank_ratio {result['rank_ratio']:g}, patch {result['patch_size']} "
         f"(S {result['S']:.4f} = A {result['A']:.4f} + {result['eta']:g} x R {result['R']:.3f}; E {result['E']}); "
@@ -73,6 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"supernet: {result['supernet_checkpoint']}")
     if result["pretrained_checkpoint"]:
         print(f"new points started from the dense supernet {result['pretrained_checkpoint']} (truncated SVD)")
+    return result
+
+
+def setup_logging() -> None:
+    """The project's loggers to stderr with time stamps (training jobs log under them too)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("mcunas")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    try:
+        run(prepare(argv))
+    except ConfigError as exc:
+        return exit_on_error(exc)
     return 0
 
 

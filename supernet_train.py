@@ -12,13 +12,11 @@ import argparse
 import logging
 import sys
 
-from search_space.errors import ConfigError
-from training.config import load_config
-from training.engine import NonFiniteLoss
+from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", help="YAML config (sections: space, model, data, optim, eval, log, seed)")
     p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. -o optim.epochs=10 (repeatable)")  # fmt: skip
@@ -40,14 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"optim.epochs={args.epochs}")
     if args.wandb:
         overrides.append("log.wandb=true")
+    from training.config import load_config
+    from training.engine import NonFiniteLoss
+
     try:
         cfg = load_config(args.cfg, overrides)
         from training.run import train_supernet
 
         train_supernet(cfg, resume=args.resume, restart=args.restart, check_sync=args.check_sync)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_on_error(exc)
     except NonFiniteLoss as exc:
         logging.getLogger("mcunas").error("%s", exc)
         return 1

@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 from memory_model.budget import HELP as BUDGET_HELP
-from memory_model.budget import parse_budget
-from search_space.errors import ConfigError
+from memory_model.budget import parse_budget, parse_budget_list
+from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 DEFAULT_SEARCH_DIR = Path("runs/search")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m baselines", description=__doc__.split("\n\n")[1])
+    p = ArgumentParser(prog="python -m baselines", description=__doc__.split("\n\n")[1])
     p.add_argument(
         "--budget",
         required=True,
@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        budgets = [parse_budget(b.strip()) for b in args.budget.split(",") if b.strip()]
-        if not budgets:
-            raise ConfigError("--budget is empty; pass e.g. 320KB")
+        budgets = parse_budget_list(args.budget)
         flash_budget = None if args.flash_budget is None else parse_budget(args.flash_budget)
         if args.train_epochs is not None and args.train_epochs < 1:
             raise ConfigError(f"--train-epochs must be >= 1, got {args.train_epochs}")
@@ -114,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             except ConfigError as err:
                 logging.getLogger("mcunas.baselines").info("no searched subnet shown: %s", err)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return exit_on_error(err)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     output = Path(args.output)
     rows = profile_zoo(specs, output / "profiles")

@@ -15,6 +15,7 @@ from memory_model.schedules import peak_sram
 from search_space.config import SubnetConfig
 from search_space.errors import ConfigError
 from search_space.static import StaticViT
+from search_space.strict_yaml import read_yaml
 
 _SUBNET_FILES = ("best_subnet.yaml", "best.yaml", "best.json")
 _TOP1_KEYS = ("test_top1", "top1", "accuracy", "holdout_top1")
@@ -80,7 +81,7 @@ def load_searched(path: str | Path) -> list[dict[str, Any]]:
     files = [path] if path.is_file() else [path / f for f in _SUBNET_FILES if (path / f).is_file()]
     found: list[dict[str, Any]] = []
     for f in files:
-        data = yaml.safe_load(f.read_text())
+        data = read_yaml(f, "subnet")
         for k, (cfg, top1) in enumerate(_subnets_in(data)):
             if all(r["subnet"] != cfg.to_dict() for r in found):
                 label = f"searched{'' if k == 0 else k}"

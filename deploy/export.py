@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from search_space.config import SubnetConfig
 from search_space.errors import ConfigError
 from search_space.static import StaticViT
+from search_space.strict_yaml import read_yaml
 
 log = logging.getLogger(__name__)
 TFLM_ACTS = ("relu", "gelu_sigmoid")
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        cfg = SubnetConfig.from_dict(yaml.safe_load(Path(args.subnet).read_text()))
+        cfg = SubnetConfig.from_dict(read_yaml(args.subnet, "subnet"))
         model = StaticViT(cfg)
         if args.checkpoint:
             state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from search_space.config import SubnetConfig
 from search_space.errors import ConfigError
 from search_space.static import StaticViT
+from search_space.strict_yaml import read_yaml
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("nchw", "nhwc")
@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if not Path(args.subnet).is_file():
-            raise ConfigError(f"subnet file {args.subnet} does not exist")
-        cfg = SubnetConfig.from_dict(yaml.safe_load(Path(args.subnet).read_text()))
+        cfg = SubnetConfig.from_dict(read_yaml(args.subnet, "subnet"))
         model = StaticViT(cfg)
         if args.checkpoint:
             if not Path(args.checkpoint).is_file():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 from search_space.errors import ConfigError
@@ -61,10 +62,19 @@ def parse_budget(text: str) -> int:
     if value <= 0:
         raise ConfigError(f"budget {text!r} must be positive, e.g. '320KB'")
     if value.denominator != 1:
-        raise ConfigError(f"budget {text!r} is {float(value):g} bytes, not a whole number of bytes")
+        exact = Decimal(match.group("num")) * _UNITS_BYTES[unit]  # a finite decimal, printed in full
+        raise ConfigError(f"budget {text!r} is {exact} bytes, not a whole number of bytes")
     if value > MAX_BUDGET_BYTES:
         raise ConfigError(f"budget {text!r} is above the 1 TiB limit; check the unit")
     return int(value)
+
+
+def parse_budget_list(text: str) -> list[int]:
+    """Comma-separated budgets (``"256KB,320KB,512KB"``) in bytes; an empty item is an error."""
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        raise ConfigError(f"budget list {text!r} has an empty item; write e.g. '256KB,320KB,512KB'")
+    return [parse_budget(t) for t in items]
 
 
 def argparse_budget(text: str) -> int:

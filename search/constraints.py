@@ -109,6 +109,10 @@ class MemoryConstraint:
         )
 
     def check_feasible(self, space: SearchSpace) -> None:
-        """Raise the clear `ConfigError` at once when not even the smallest peak fits."""
-        if self.smallest_peak_bytes(space) > self.sram_budget_bytes:
+        """Raise the clear `ConfigError` at once when not even the smallest peak (or the smallest
+        subnet's flash) fits."""
+        too_big = self.smallest_peak_bytes(space) > self.sram_budget_bytes
+        if self.flash_budget_bytes is not None:
+            too_big = too_big or flash_bytes(space.min_config()) > self.flash_budget_bytes
+        if too_big:
             raise ConfigError(self.explain_infeasible(space, 0))

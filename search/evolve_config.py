@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memory_model.batch import SCHEDULES  # the schedules R can be scored with (vectorised)
 from memory_model.budget import parse_budget
-from memory_model.schedules import SCHEDULES
 from search.launch import LAUNCHERS
 from search.space_evolution import EvolutionSettings
 from search_space.errors import ConfigError
@@ -109,9 +109,7 @@ class SpaceEvolutionConfig:
 
     def pretrain_config(self) -> TrainConfig | None:
         """The dense supernet's training config with its overrides, or ``None``."""
-        if self.pretrain.cfg is None:
-            if self.pretrain.overrides:
-                raise ConfigError("pretrain.overrides without pretrain.cfg; set pretrain.cfg or drop them")
+        if self.pretrain.cfg is None:  # no pretraining: its overrides have nothing to apply to
             return None
         cfg = load_config(self.pretrain.cfg, _as_overrides(self.pretrain.overrides))
         if self.pretrain.space is not None:

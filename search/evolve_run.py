@@ -24,13 +24,12 @@ import csv
 import io
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from memory_model.budget import format_bytes
 from search.evolve_config import SpaceEvolutionConfig
 from search.launch import make_launcher
 from search.point_eval import CKPT_FILE, RESULT_FILE, score_without_training, write_job
@@ -45,7 +44,7 @@ from search.space_evolution import (
 from search_space.errors import ConfigError
 from search_space.space import SearchSpace
 from search_space.svd_init import check_dense_source
-from training.checkpoint import atomic_write_text
+from training.checkpoint import atomic_copy, atomic_write_text, prepare_output
 from training.config import TrainConfig
 from training.run import resolve_space
 
@@ -79,6 +78,17 @@ class EvolveRun:
         self.settings = cfg.settings()
         initial_points(self.grid, self.settings)  # off-grid points fail here, before anything is written
         self.launcher = make_launcher(cfg.launch.kind, cfg.launch.nproc, cfg.launch.command)
+        if not any(self.fits(pt) for pt in self.grid.points()):  # before any training is started
+            raise ConfigError(
+                f"no point of the grid (rank_ratio {list(self.grid.rank_ratio)}, patch_size "
+                f"{list(self.grid.patch_size)}) has a subnet within {format_bytes(self.score['budget_bytes'])}"
+                + (
+                    ""
+                    if cfg.score.flash_budget is None
+                    else f" and flash {format_bytes(self.score['flash_budget_bytes'])}"
+                )
+                + f" under the {cfg.score.schedule} schedule; raise --budget or use a smaller space"
+            )
         recipe = _portable(self.train_dict)
         fingerprint = {
             "grid": [list(self.grid.rank_ratio), list(self.grid.patch_size)],
@@ -152,6 +162,7 @@ class EvolveRun:
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        prepare_output(self.output)
         pretrained = self.pretrained()
         result = self.evolution.run(progress=self.cfg.progress)
         if not result["trained"]:
@@ -163,7 +174,7 @@ class EvolveRun:
         space = self.grid.space(self.base, chosen_pt)
         src = self.job_dir(result["job"]) / CKPT_FILE
         chosen_dir = self.output / "chosen"
-        _atomic_copy(src, chosen_dir / CKPT_FILE)
+        atomic_copy(src, chosen_dir / CKPT_FILE)
         atomic_write_text(chosen_dir / "space.yaml", yaml.safe_dump(space.to_dict(), sort_keys=False))
         out = {
             **result,
@@ -223,13 +234,6 @@ def _pretraining(
     train, where = _absolute_paths(pre.to_dict()), Path(pre.log.output).resolve()
     train["log"].update(output=str(where), progress=False, wandb=False)  # the job may run elsewhere
     return where, train
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def trajectory_csv(trajectory: list[dict[str, Any]]) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from search.point_eval import RESULT_FILE, run_job
+from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 TEMPLATES = {
     "subprocess": "{python} -m search.launch {job_dir}",
@@ -81,11 +82,15 @@ def make_launcher(kind: str, nproc: int = 1, command: str | None = None) -> Laun
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m search.launch JOB_DIR", file=sys.stderr)
-        return 2
-    run_job(Path(args[0]))
+    p = ArgumentParser(prog="python -m search.launch", description="Run one space-evolution visit job.")
+    p.add_argument("job_dir", help="the job's directory (holds job.json, written by evolve_space.py)")
+    job_dir = Path(p.parse_args(argv).job_dir)
+    if not (job_dir / "job.json").is_file():
+        return exit_on_error(ConfigError(f"{job_dir} holds no job.json; pass a visit's job directory"))
+    try:
+        run_job(job_dir)
+    except ConfigError as exc:
+        return exit_on_error(exc)
     return 0
 
 

@@ -26,7 +26,7 @@ from search.evolution import SearchResult, SearchSettings, run_search
 from search.report import pareto_plot, subnet_report
 from search.subnet_eval import SupernetEvaluator
 from search_space.errors import ConfigError
-from training.checkpoint import atomic_write_text
+from training.checkpoint import atomic_write_text, prepare_output
 from training.config import build_strict, read_config_mapping
 
 log = logging.getLogger("mcunas.search")
@@ -118,6 +118,11 @@ def run_pipeline(cfg: SearchRunConfig, *, restart: bool = False) -> dict[str, An
     and export. Everything that can be refused is checked before anything is written."""
     output = Path(cfg.output)
     constraint = build_constraint(cfg.constraint)
+    if Path(cfg.supernet).is_dir():
+        raise ConfigError(
+            f"supernet checkpoint {cfg.supernet} is a directory; pass its checkpoint file "
+            f"(e.g. {Path(cfg.supernet) / 'checkpoint.pth'})"
+        )
     if not Path(cfg.supernet).is_file():
         raise ConfigError(
             f"supernet checkpoint {cfg.supernet} does not exist; make one with evolve_space.py or "
@@ -126,9 +131,9 @@ def run_pipeline(cfg: SearchRunConfig, *, restart: bool = False) -> dict[str, An
     evaluator = SupernetEvaluator(cfg.supernet, cfg.device)
     constraint.check_feasible(evaluator.space)
     _check_output(cfg, output, restart)
-    if restart and output.exists():
+    if restart and output.is_dir():
         shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
+    prepare_output(output)
     atomic_write_text(output / "search_config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log.info(
         "%s search over space '%s' (%s subnets) under %s; fitness = holdout top-1 with inherited weights",

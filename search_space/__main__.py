@@ -9,16 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-import torch
-
 from search_space import ConfigError, load_space
 from search_space.counting import count_flops, count_params
-from search_space.supernet import Supernet, extract_subnet
+from search_space.errors import ArgumentParser, exit_on_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m search_space", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m search_space", description=__doc__.split("\n\n")[0])
     p.add_argument("--space", default="digits-tiny", help="preset name in configs/spaces or a YAML path")
     p.add_argument("--samples", type=int, default=8, help="random subnets to show besides min and max")
     p.add_argument("--seed", type=int, default=0)
@@ -31,9 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         space = load_space(args.space)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_on_error(exc)
+    import numpy as np
+    import torch
+
     from memory_model import peak_sram
+    from search_space.supernet import Supernet, extract_subnet
 
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)

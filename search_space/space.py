@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from search_space.config import ACTS, POOLS, SubnetConfig
 from search_space.errors import ConfigError
+from search_space.strict_yaml import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SPACE_DIR = CONFIG_DIR / "spaces"
@@ -90,6 +90,13 @@ class SearchSpace:
             if any(v is not None and v > 1 for v in values):
                 raise ConfigError(f"space field '{axis}' ratios must be in (0, 1]")
             set_(axis, values)
+        for name in ("img_size", "num_classes", "in_chans", "head_dim", "rel_pos_max_distance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"space field '{name}' must be a positive integer, got {value!r}")
+        for name in ("abs_pos", "rel_pos", "qkv_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"space field '{name}' must be true or false, got {getattr(self, name)!r}")
         if self.pool not in POOLS:
             raise ConfigError(f"space field 'pool' must be one of {POOLS}, got {self.pool!r}")
         if self.act not in ACTS:
@@ -119,12 +126,7 @@ class SearchSpace:
     @classmethod
     def from_yaml(cls, path: str | Path) -> SearchSpace:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"space file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"space file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = read_yaml(path, "space")
         if isinstance(data, dict) and "name" not in data:
             data = {**data, "name": path.stem}
         return cls.from_dict(data)

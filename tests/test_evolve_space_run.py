@@ -160,7 +160,6 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
             ["-o", "recipe.overrides.model.init_from=deit.pth"],
             "both pretrain.cfg and the recipe's model.init_from",
         ),
-        (["-o", "pretrain.cfg=null"], "pretrain.overrides without pretrain.cfg"),
         (["-o", "pretrain.overrides.optim.epochz=3"], "unknown config key 'optim.epochz'"),
     ):
         assert evolve_space.main(["--budget", "320KB", "--output", str(out), "-o", dense_out, *bad]) == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import yaml
 
 from search_space.config import QKV_INITS
 from search_space.errors import ConfigError
+from search_space.strict_yaml import loads, read_yaml
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DataCfg:
     root: str | None = None  # image-folder root for dataset=folder
     cache_dir: str = "data"  # where the embedded digits are written as an image folder
     holdout_per_class: int = 50  # folder datasets: images per class held out of train for the search
+    skip_corrupt: bool = False  # training split only: skip (and log) images that cannot be decoded
     batch_size: int = 64  # per process
     eval_batch_size: int = 256
     workers: int = 0
@@ -114,8 +117,8 @@ def _type_ok(value: Any, tp: Any) -> bool:
         return isinstance(value, bool)
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is float:  # finite only: inf/nan are never a meaningful setting
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if tp is str:
         return isinstance(value, str)
     if origin is tuple:
@@ -139,6 +142,8 @@ def build_strict(cls: type, data: Any, where: str = "") -> Any:
         if key not in hints:
             raise ConfigError(f"unknown config key '{path}'; valid keys here: {', '.join(sorted(hints))}")
         tp = hints[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key '{path}' must be a finite number, got {value}")
         if dataclasses.is_dataclass(tp):
             kwargs[key] = build_strict(tp, value, path)
         elif not _type_ok(value, tp):
@@ -162,6 +167,7 @@ def _check_values(cfg: TrainConfig) -> None:
         (cfg.data.dataset != "folder" or cfg.data.root, "data.root is required for dataset=folder"),
         (cfg.data.batch_size > 0 and cfg.data.eval_batch_size > 0, "batch sizes must be positive"),
         (cfg.data.workers >= 0, "data.workers must be >= 0"),
+        (cfg.data.holdout_per_class >= 1, "data.holdout_per_class must be >= 1"),
         (0 <= cfg.data.reprob <= 1 and 0 <= cfg.data.hflip <= 1, "data.reprob/hflip must be in [0, 1]"),
         (0 <= cfg.data.smoothing < 1, "data.smoothing must be in [0, 1)"),
         (all(s > 0 for s in cfg.data.std), "data.std entries must be positive"),
@@ -185,6 +191,77 @@ def _check_values(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    if cfg.data.rand_augment is not None:
+        check_augment(cfg.data.rand_augment)
+
+
+def check_augment(spec: str) -> None:
+    """Build timm's augmentation for ``spec`` once, so a malformed string fails before training."""
+    from timm.data.auto_augment import (
+        augment_and_mix_transform,
+        auto_augment_transform,
+        rand_augment_transform,
+    )
+
+    build = rand_augment_transform if spec.startswith("rand") else auto_augment_transform
+    if spec.startswith("augmix"):
+        build = augment_and_mix_transform
+    try:
+        build(spec, {})
+    except (AssertionError, ValueError, KeyError, IndexError, TypeError):
+        raise ConfigError(
+            f"data.rand_augment {spec!r} is not a timm augmentation string; e.g. rand-m9-mstd0.5-inc1, "
+            "augmix-m5-w4-d2, original, or null for none"
+        ) from None
+
+
+# Settings a resumed run may change: they are applied from the resumed epoch on (log, data
+# loading, device, evaluation cadence; optim.epochs rebuilds the lr schedule for the new length)
+# and leave every finished epoch as it was. Any other change is refused on resume.
+RESUMABLE_CHANGES = (
+    "log.",
+    "device",
+    "data.workers",
+    "data.eval_batch_size",
+    "data.cache_dir",
+    "data.root",
+    "optim.epochs",
+    "eval.every",
+    "eval.num_subnets",
+)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "space" else {f"{prefix}{k}": v})
+    return out
+
+
+def resume_conflicts(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """The settings (``key: saved -> new``) in which ``cfg`` differs from the config a checkpoint
+    was trained with, other than `RESUMABLE_CHANGES` and the space (checked on its own)."""
+    theirs, mine = _flat(saved), _flat(cfg.to_dict())
+    diffs = []
+    for key, value in mine.items():
+        if key == "space" or key.startswith(RESUMABLE_CHANGES) or key not in theirs:
+            continue  # (a key the checkpoint predates keeps its default meaning)
+        old = theirs[key]
+        if isinstance(old, list | tuple) and isinstance(value, list | tuple):
+            old, value = list(old), list(value)
+        if old != value:
+            diffs.append(f"{key}: {old!r} -> {value!r}")
+    return diffs
+
+
+def check_resume(saved: dict[str, Any], cfg: TrainConfig, source: object) -> None:
+    """Refuse to continue ``source`` under settings it was not trained with (one line, all keys)."""
+    diffs = resume_conflicts(saved, cfg)
+    if diffs:
+        raise ConfigError(
+            f"{source} was trained with other settings ({'; '.join(diffs)}); rerun with its settings, or "
+            "start over with --restart or a new --output"
+        )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -193,8 +270,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override '{text}' must look like section.key=value (e.g. optim.epochs=10)")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError:
+        value = loads(raw, f"override '{text}'") if raw else None
+    except ConfigError:
         value = raw
     if isinstance(value, str):  # YAML reads 5e-4 as a string; accept plain numbers
         with contextlib.suppress(ValueError):
@@ -204,13 +281,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def read_config_mapping(path: str | Path, overrides: list[str] = (), what: str = "config") -> dict[str, Any]:
     """The mapping in a YAML file with ``section.key=value`` overrides applied."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, what)
     if not isinstance(data, dict):
         raise ConfigError(f"{what} file {path} must hold a mapping of sections")
     return apply_overrides(data, overrides)

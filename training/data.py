@@ -5,7 +5,7 @@ it) and ``test`` (final reports only).
 
 * ``digits`` (embedded default): scikit-learn's digits written once as an image folder
   ``<cache_dir>/digits-<px>/{train,holdout,test}/<class>/*.png`` with the fixed splits of
-  `training.digits`, then read by timm's `create_dataset` like any image folder.
+  `training.digits`, then read by timm's image-folder reader like any image folder.
 * ``folder`` (e.g. ImageNet): ``<root>/train`` and ``<root>/val``; the holdout is
   ``holdout_per_class`` images per class taken out of ``train`` by a fixed seed, and ``val``
   is the test split.
@@ -13,6 +13,7 @@ it) and ``test`` (final reports only).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from timm.data import Mixup, create_dataset, create_loader
+from timm.data import ImageDataset, Mixup, create_loader
 
 from search_space.errors import ConfigError
 from training.config import DataCfg
 from training.digits import load_digits_split
 
 SPLITS = ("train", "holdout", "test")
+log = logging.getLogger("mcunas.train")
 
 
 def prepare_digits(cache_dir: str | Path, img_size: int) -> Path:
@@ -59,23 +61,81 @@ def _holdout_indices(targets: list[int], per_class: int, seed: int = 0) -> np.nd
     return np.sort(np.concatenate(picked))
 
 
+class CorruptImageError(ConfigError):
+    """An image of the dataset cannot be decoded."""
+
+
+class CheckedImageDataset(ImageDataset):
+    """timm's image-folder dataset, except that an image that cannot be decoded is an error naming
+    the file: timm logs it and serves the next image instead, which in an evaluation counts a
+    neighbour twice. With ``skip_corrupt`` (training only, when asked) such an image is replaced
+    by the next readable one and counted in the log."""
+
+    def __init__(self, root: Path, split: str, skip_corrupt: bool = False) -> None:
+        try:
+            super().__init__(str(root / split))
+        except RuntimeError:  # timm: "Found 0 images in subfolders of ..."
+            raise ConfigError(
+                f"{root / split} holds no images; expected {root / split}/<class>/<image>"
+            ) from None
+        self.split, self.skip_corrupt, self.skipped = split, skip_corrupt, 0
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        for _ in range(len(self.reader)):
+            img, target = self.reader[index][:2]
+            try:
+                img = Image.open(img).convert(self.input_img_mode)  # decodes every pixel
+                break
+            except OSError as exc:  # PIL's UnidentifiedImageError and truncated data included
+                name = self.reader.filename(index, absolute=True)
+                if not self.skip_corrupt:
+                    raise CorruptImageError(
+                        f"image {name} cannot be decoded ({exc}); remove or replace it"
+                        + (" (or set data.skip_corrupt=true to skip it)" if self.split == "train" else "")
+                    ) from None
+                self.skipped += 1
+                log.warning(
+                    "skipped corrupt training image %s (%d so far in this process)", name, self.skipped
+                )
+                index = (index + 1) % len(self.reader)
+        else:
+            raise CorruptImageError(f"no image of {self.reader.root} can be decoded")
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, target
+
+
 def build_datasets(cfg: DataCfg, img_size: int) -> dict[str, object]:
-    """train / holdout / test timm datasets."""
+    """train / holdout / test datasets (timm's image-folder reader)."""
     if cfg.dataset == "digits":
         root = prepare_digits(cfg.cache_dir, img_size)
-        return {s: create_dataset("", root=str(root), split=s, is_training=s == "train") for s in SPLITS}
+        return {s: CheckedImageDataset(root, s, cfg.skip_corrupt and s == "train") for s in SPLITS}
     root = Path(cfg.root or "")
     for sub in ("train", "val"):
         if not (root / sub).is_dir():
             raise ConfigError(
                 f"data.root {root} has no '{sub}' folder; expected an ImageNet-style <root>/{sub}/<class>/"
             )
-    train = create_dataset("", root=str(root), split="train", is_training=True)
-    holdout = create_dataset("", root=str(root), split="train")
-    held = set(_holdout_indices([t for _, t in train.reader.samples], cfg.holdout_per_class).tolist())
+    train = CheckedImageDataset(root, "train", cfg.skip_corrupt)
+    holdout = CheckedImageDataset(root, "train")
+    test = CheckedImageDataset(root, "val")
+    if test.reader.class_to_idx != train.reader.class_to_idx:
+        odd = sorted(set(test.reader.class_to_idx) ^ set(train.reader.class_to_idx)) or ["(order)"]
+        raise ConfigError(
+            f"data.root {root}: train/ and val/ hold different class folders ('{odd[0]}' is in one only); "
+            "both need the same <class>/ folders"
+        )
+    targets = [t for _, t in train.reader.samples]
+    counts = np.bincount(targets, minlength=len(train.reader.class_to_idx))
+    if cfg.holdout_per_class >= counts.min():
+        smallest = list(train.reader.class_to_idx)[int(counts.argmin())]
+        raise ConfigError(
+            f"data.holdout_per_class={cfg.holdout_per_class} leaves no training image of class '{smallest}' "
+            f"({counts.min()} images in train/); lower it"
+        )
+    held = set(_holdout_indices(targets, cfg.holdout_per_class).tolist())
     holdout.reader.samples = [s for i, s in enumerate(holdout.reader.samples) if i in held]
     train.reader.samples = [s for i, s in enumerate(train.reader.samples) if i not in held]
-    test = create_dataset("", root=str(root), split="val")
     return {"train": train, "holdout": holdout, "test": test}
 
 
@@ -115,6 +175,12 @@ def build_loaders(cfg: DataCfg, img_size: int, num_classes: int, distributed: bo
         distributed=distributed,
         **common,
     )
+
+    if len(train) == 0:  # timm drops the last partial batch when training
+        raise ConfigError(
+            f"the training split has {len(sets['train'])} images, fewer than one batch of "
+            f"data.batch_size={cfg.batch_size} per process; lower data.batch_size"
+        )
 
     def eval_loader(ds) -> torch.utils.data.DataLoader:
         return create_loader(

@@ -111,7 +111,12 @@ def fit(job: Job, cfg: TrainConfig) -> dict[str, Any]:
                 opts=opts,
             )  # fmt: skip
         except NonFiniteLoss as exc:
-            raise NonFiniteLoss(f"{exc}; stopped. The last good checkpoint ({ckpt_path}) is intact") from None
+            kept = (
+                f"the last good checkpoint ({ckpt_path}) is intact"
+                if ckpt_path.exists()
+                else "no checkpoint was written (it diverged in the first epoch): lower optim.lr or set optim.clip_grad"
+            )
+            raise NonFiniteLoss(f"{exc}; stopped, {kept}") from None
         record: dict[str, Any] = {"epoch": epoch + 1, **{k: round(v, 6) for k, v in meters.items()}}
         if info.is_main and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.optim.epochs):
             top1 = evaluate(eval_model, loaders.holdout, job.eval_subnets, info.device, recipe.amp_dtype)
@@ -150,12 +155,14 @@ def fit(job: Job, cfg: TrainConfig) -> dict[str, Any]:
     return summary
 
 
-def restore(model: nn.Module, recipe: Recipe, ckpt: dict[str, Any] | None, source: object) -> int:
+def restore(
+    model: nn.Module, recipe: Recipe, ckpt: dict[str, Any] | None, source: object, steps_per_epoch: int
+) -> int:
     """Load a checkpoint's model and recipe states; returns the epoch to continue from."""
     if ckpt is None:
         return 0
     model.load_state_dict(ckpt["model"])
-    recipe.load_state_dict(ckpt)
+    recipe.load_state_dict(ckpt, steps_per_epoch)
     log.info("resuming from %s at epoch %d", source, ckpt["epoch"])
     return ckpt["epoch"]
 

@@ -48,9 +48,12 @@ class Recipe:
             "ema": self.ema.state_dict() if self.ema else None,
         }
 
-    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+    def load_state_dict(self, ckpt: dict[str, Any], steps_per_epoch: int) -> None:
+        """Continue after ``ckpt["epoch"]`` epochs. timm's schedulers are pure functions of their
+        settings and the step, so the schedule is the one this config builds (a changed
+        ``optim.epochs`` is applied, not the saved one) and the lr is set for the next step."""
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.step_update(num_updates=ckpt["epoch"] * steps_per_epoch)
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         if self.ema is not None and ckpt.get("ema"):

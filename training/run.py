@@ -17,8 +17,8 @@ from search_space.errors import ConfigError
 from search_space.space import SearchSpace, load_space
 from search_space.static import init_qkv_
 from search_space.supernet import Supernet
-from training.checkpoint import atomic_write_text, load_checkpoint
-from training.config import TrainConfig, save_config
+from training.checkpoint import atomic_write_text, load_checkpoint, prepare_output
+from training.config import TrainConfig, check_resume, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed
 from training.loop import CKPT_NAME, Job, fit, restore, seed_epoch, setup_logging, wrap_distributed
@@ -78,7 +78,7 @@ def train_supernet(
 def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, Any]:
     ckpt_path = output / CKPT_NAME
     amp_dtype(cfg.optim.amp, info.device)  # validated before anything is written
-    if restart and info.is_main and output.exists():
+    if restart and info.is_main and output.is_dir():
         shutil.rmtree(output)
     barrier(info)
     ckpt = None
@@ -86,6 +86,8 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
         ckpt = load_checkpoint(resume, space)
     elif ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, space)
+    if ckpt is not None:
+        check_resume(ckpt["config"], cfg, resume or ckpt_path)
     loaders = build_loaders(cfg.data, space.img_size, space.num_classes, distributed=info.distributed)
     multiscale = None
     if cfg.data.multiscale:  # MobileViT-style: batch size follows the step's token count
@@ -94,6 +96,8 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
             cls_token=space.pool == "cls", seed=cfg.seed, rank=info.rank, world_size=info.world_size,
         )  # fmt: skip
         loaders = dataclasses.replace(loaders, train=multiscale_loader(loaders.train, multiscale))
+    if info.is_main:
+        prepare_output(output)
     setup_logging(output, info)
     if info.is_main:
         save_config(cfg, output / "config.yaml")
@@ -114,7 +118,7 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
         report = warm_start(model, src["model"], space_from_checkpoint(src))
         log.info("warm-started from %s (%s)", cfg.model.init_supernet, report.summary())
     recipe = build_recipe(model, cfg, info, len(loaders.train), mixup=loaders.mixup is not None)
-    start_epoch = restore(model, recipe, ckpt, resume or ckpt_path)
+    start_epoch = restore(model, recipe, ckpt, resume or ckpt_path, len(loaders.train))
     net = wrap_distributed(model, info, find_unused_parameters=True)
     subnets = eval_subnets(space, cfg.seed, cfg.eval.num_subnets)
     if info.is_main:

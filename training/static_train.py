@@ -13,8 +13,8 @@ from typing import Any
 from torch import nn
 
 from search_space.errors import ConfigError
-from training.checkpoint import load_checkpoint
-from training.config import TrainConfig, save_config
+from training.checkpoint import load_checkpoint, prepare_output
+from training.config import TrainConfig, check_resume, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed
 from training.loop import CKPT_NAME, Job, fit, restore, seed_epoch, setup_logging, wrap_distributed
@@ -39,7 +39,7 @@ def train_static(
     ckpt_path = output / CKPT_NAME
     try:
         amp_dtype(cfg.optim.amp, info.device)  # validated before anything is written
-        if restart and info.is_main and output.exists():
+        if restart and info.is_main and output.is_dir():
             shutil.rmtree(output)
         barrier(info)
         ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
@@ -49,14 +49,17 @@ def train_static(
                 raise ConfigError(
                     f"{ckpt_path} holds another model ({theirs}); use a new output directory or --restart"
                 )
+            check_resume(ckpt["config"], cfg, ckpt_path)
         loaders = build_loaders(cfg.data, img_size, num_classes, distributed=info.distributed)
+        if info.is_main:
+            prepare_output(output)
         setup_logging(output, info)
         if info.is_main:
             save_config(cfg, output / "config.yaml")
         seed_epoch(cfg.seed, info.rank, 1_000_000)
         model: nn.Module = build_model().to(info.device)
         recipe = build_recipe(model, cfg, info, len(loaders.train), mixup=loaders.mixup is not None)
-        start_epoch = restore(model, recipe, ckpt, ckpt_path)
+        start_epoch = restore(model, recipe, ckpt, ckpt_path, len(loaders.train))
         net = wrap_distributed(model, info)
         log.info(
             "static model %s: %.3fM params; %d train images, %d steps/epoch",
