@@ -10,13 +10,14 @@ Rerunning the same command continues an interrupted search (same result for the 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from pathlib import Path
 from typing import Any
 
+from common.errors import ArgumentParser, ConfigError, exit_on_error
+from common.logs import setup_logging
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
-from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,16 +39,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def prepare(argv: list[str] | None = None) -> tuple[Any, bool]:
-    """Parse and validate the search settings (nothing written): (config, restart)."""
-    args = parse_args(argv)
-    if args.board is not None:  # the preset's SRAM / flash; an explicit --budget / --flash-budget wins
-        from deploy.mcu.integrate import board_budgets
+def build(
+    cfg_path: str | None, overrides: list[str], budget: int | None = None, flash_budget: int | None = None
+) -> Any:
+    """The validated search config (nothing written), with the budgets in bytes when given."""
+    from search.subnet.run import load_search_config
 
-        args.budget, args.flash_budget = board_budgets(args.board, args.budget, args.flash_budget)
+    cfg = load_search_config(cfg_path, overrides)
+    if budget is not None:
+        cfg.constraint.budget = budget
+    if flash_budget is not None:
+        cfg.constraint.flash_budget = flash_budget
+    cfg.constraint.constraint()  # validates the limits as set
+    return cfg
+
+
+def prepare(argv: list[str] | None = None) -> tuple[Any, bool, str | None]:
+    """Parse the command line and `build` the config: (config, restart, board)."""
+    args = parse_args(argv)
     flags = {
-        "constraint.budget": args.budget,
-        "constraint.flash_budget": args.flash_budget,
         "supernet": args.supernet,
         "output": args.output,
         "search.seed": args.seed,
@@ -55,27 +65,31 @@ def prepare(argv: list[str] | None = None) -> tuple[Any, bool]:
         "finetune.epochs": args.finetune,
     }
     overrides = list(args.overrides) + [f"{k}={v}" for k, v in flags.items() if v is not None]
-    from search.run import load_search_config
+    if args.board is not None:  # the preset's SRAM / flash; an explicit --budget / --flash-budget wins
+        from deploy.mcu.integrate import board_budgets
 
-    return load_search_config(args.cfg, overrides), args.restart
+        args.budget, args.flash_budget = board_budgets(args.board, args.budget, args.flash_budget)
+    return build(args.cfg, overrides, args.budget, args.flash_budget), args.restart, args.board
 
 
-def run(cfg: Any, restart: bool = False) -> dict[str, Any]:
-    """Search (then finetune and export, if asked) and print the summary."""
-    from search.run import run_pipeline
+def run(cfg: Any, restart: bool = False, board: str | None = None) -> dict[str, Any]:
+    """Search (then finetune and export, if asked; then build and run the finetuned subnet for
+    ``board`` when given) and print the summary."""
+    from deploy.finetune import finetune_best
+    from search.subnet.run import run_subnet_search
 
-    summary = run_pipeline(cfg, restart=restart)
+    summary = run_subnet_search(cfg, restart=restart, finish=finetune_best)
+    if board is not None and "artifacts" in summary:
+        from deploy.mcu.integrate import run_for_board
+
+        summary["mcu"] = run_for_board(Path(cfg.output), board)
+        summary["text"] += f"\n{summary['mcu']}"
     print(summary["text"])
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    # the project's loggers only (finetuning sets its own); pipeline.py may have set them up already
-    if not logging.getLogger("mcunas").handlers:
-        logging.getLogger("mcunas").addHandler(handler)
-    logging.getLogger("mcunas").setLevel(logging.INFO)
+    setup_logging()
     try:
         run(*prepare(argv))
     except ConfigError as exc:

@@ -11,13 +11,13 @@ Re-running the same command continues from the output directory's state.json.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
+from common.errors import ArgumentParser, ConfigError, exit_on_error
+from common.logs import setup_logging
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
-from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,14 +36,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def build(
+    cfg_path: str | None, overrides: list[str], budget: int | None = None, flash_budget: int | None = None
+) -> Any:
+    """The validated run (an `EvolveRun`; nothing written): the config file with ``overrides``,
+    and the budgets in bytes when given. Bad input raises `ConfigError`."""
+    from search.space.config import load_evolve_config
+    from search.space.run import EvolveRun
+
+    cfg = load_evolve_config(cfg_path, overrides)
+    if budget is not None:
+        cfg.score.budget = budget
+    if flash_budget is not None:
+        cfg.score.flash_budget = flash_budget
+    return EvolveRun(cfg)
+
+
 def prepare(argv: list[str] | None = None) -> Any:
-    """Parse and validate everything (an `EvolveRun`); nothing is written. Bad input raises
-    `ConfigError`."""
+    """Parse the command line and `build` the run."""
     args = parse_args(argv)
     overrides = list(args.overrides)
-    for key, value in (("score.budget", args.budget), ("score.flash_budget", args.flash_budget)):
-        if value is not None:
-            overrides.append(f"{key}={value}B")
     if args.output:
         overrides.append(f"output={args.output}")
     if args.seed is not None:  # the loop's draws and every visit's training and scoring
@@ -52,15 +64,12 @@ def prepare(argv: list[str] | None = None) -> Any:
         overrides.append(f"evolve.final_epochs={args.final_epochs}")
     if args.no_progress:
         overrides.append("progress=false")
-    from search.evolve_config import load_evolve_config
-    from search.evolve_run import EvolveRun
-
-    return EvolveRun(load_evolve_config(args.cfg, overrides))
+    return build(args.cfg, overrides, args.budget, args.flash_budget)
 
 
 def run(evolve_run: Any) -> dict[str, Any]:
     """Run a prepared space evolution and print its summary; returns the result."""
-    from search.evolve_run import summary_table
+    from search.space.run import summary_table
 
     result = evolve_run.run()
     print(summary_table(evolve_run.evolution.state()))
@@ -75,18 +84,8 @@ def run(evolve_run: Any) -> dict[str, Any]:
     return result
 
 
-def setup_logging() -> None:
-    """The project's loggers to stderr with time stamps (training jobs log under them too)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    logger = logging.getLogger("mcunas")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
+    setup_logging()  # the training jobs log under the same loggers
     try:
         run(prepare(argv))
     except ConfigError as exc:

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from search_space.errors import ArgumentParser, ConfigError, exit_on_error
+from common.errors import ArgumentParser, ConfigError, exit_on_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -16,9 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
+from common.errors import ArgumentParser, ConfigError, exit_on_error
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import parse_budget, parse_budget_list
-from search_space.errors import ArgumentParser, ConfigError, exit_on_error
 
 DEFAULT_SEARCH_DIR = Path("runs/search")
 

@@ -9,13 +9,13 @@ from typing import Any
 import torch
 import yaml
 
+from common.errors import ConfigError
+from common.strict_yaml import read_yaml
 from memory_model.budget import format_bytes
 from memory_model.profile import profile_model
 from memory_model.schedules import peak_sram
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 from search_space.static import StaticViT
-from search_space.strict_yaml import read_yaml
 
 _SUBNET_FILES = ("best_subnet.yaml", "best.yaml", "best.json")
 _TOP1_KEYS = ("test_top1", "top1", "accuracy", "holdout_top1")
@@ -248,7 +248,7 @@ def write_results(
     flash_budget_bytes: int | None = None,
 ) -> dict[str, Path]:
     """results.json, table.md and plot.png in ``output``."""
-    from training.checkpoint import atomic_write_text
+    from common.files import atomic_write_text
 
     output = Path(output)
     paths = {"json": output / "results.json", "table": output / "table.md", "plot": output / "plot.png"}

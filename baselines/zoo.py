@@ -22,8 +22,8 @@ import timm
 import torch
 from torch import nn
 
+from common.files import atomic_write_text
 from memory_model.profile import ProfileReport, profile_model
-from training.checkpoint import atomic_write_text
 
 log = logging.getLogger("mcunas.baselines")
 NUM_CLASSES = 10

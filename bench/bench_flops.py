@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.files import atomic_write_text
 from search_space import SearchSpace, SubnetConfig, load_space
 from search_space.counting import count_flops
 from search_space.supernet import Supernet
-from training.checkpoint import atomic_write_text
 
 
 def matmul_peak_flops(dtype: torch.dtype, n: int = 2048, rounds: int = 5) -> float:

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import yaml
 
+from common.files import atomic_write_text
 from memory_model.int8.calibrate import quantize_static_vit, to_model_input
 from memory_model.int8.executor import run_int8
 from memory_model.schedules import peak_sram
 from search_space.config import SubnetConfig
 from search_space.static import StaticViT
-from training.checkpoint import atomic_write_text
 from training.digits import load_digits_split
 
 

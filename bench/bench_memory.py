@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import atomic_write_text
 from memory_model import (
     encode_configs,
     mcu_peak_bytes,
@@ -25,7 +26,6 @@ from memory_model import (
 )
 from memory_model.int8.verify import check_mcu_schedule, tiny_spaces
 from search_space import load_space
-from training.checkpoint import atomic_write_text
 
 
 def bench_scoring(n_configs: int, n_scalar: int, seed: int) -> tuple[float, float]:

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from common.files import atomic_write_text
 from search_space import SearchSpace, SubnetConfig, load_space
 from search_space.static import StaticViT
 from search_space.supernet import Supernet
-from training.checkpoint import atomic_write_text
 
 
 def timm_vit(cfg: SubnetConfig) -> VisionTransformer:

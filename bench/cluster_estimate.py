@@ -42,21 +42,20 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from common.errors import ConfigError
+from common.files import atomic_write_text
 from memory_model import format_bytes, parse_budget
-from search.evolve_config import SpaceEvolutionConfig, load_evolve_config
-from search.point_eval import fits_mask
-from search.run import SearchRunConfig, build_constraint, load_search_config
-from search.space_evolution import Grid, initial_points
+from search.space.config import SpaceEvolutionConfig, load_evolve_config
+from search.space.loop import Grid, initial_points
+from search.subnet.run import SearchRunConfig, load_search_config
 from search_space.config import SubnetConfig
 from search_space.counting import count_flops
-from search_space.errors import ConfigError
 from search_space.space import SearchSpace
-from training.checkpoint import atomic_write_text
 from training.config import TrainConfig, load_config
 from training.run import resolve_space
 
@@ -201,13 +200,10 @@ def evolution_stages(
     base = resolve_space(cfg.space)
     grid = Grid.from_space(base)
     settings = evo.settings()
-    score = {
-        "budget_bytes": budget_bytes, "flash_budget_bytes": evo.flash_budget_bytes(),
-        "schedule": evo.score.schedule, "weights_in_sram": evo.score.weights_in_sram,
-    }  # fmt: skip
+    constraint = replace(evo.score, budget=budget_bytes).constraint()
 
     def pf_at(pt: tuple[int, int]) -> PointFlops:
-        return point_flops(grid.key(pt), grid.space(base, pt), lambda c: fits_mask(c, score), samples, seed)
+        return point_flops(grid.key(pt), grid.space(base, pt), constraint.fits_batch, samples, seed)
 
     t = settings.epochs_per_visit
     init = [pf_at(pt) for pt in initial_points(grid, settings)]
@@ -333,7 +329,7 @@ def estimate(
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     budget = budget or str(search.constraint.budget)
     budget_bytes = parse_budget(budget)
-    constraint = build_constraint(dataclasses.replace(search.constraint, budget=budget_bytes))
+    constraint = dataclasses.replace(search.constraint, budget=budget_bytes).constraint()
     space = resolve_space(train.space)
     splits = Splits.imagenet(train, space.num_classes)
     point = f"r{space.rank_ratio[0]:g}_p{space.patch_size[0]}" if len(space.patch_size) == 1 else space.name

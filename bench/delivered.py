@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from search.point_eval import JOB_FILE, RESULT_FILE, score_job
-from training.checkpoint import atomic_write_text
+from common.files import atomic_write_text
+from search.space.visit import JOB_FILE, RESULT_FILE, score_job
 
 DELIVERED_FILE = "delivered.json"  # the cache, in the job's directory
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import ConfigError
+from common.files import atomic_write_text
 from memory_model import BUDGET_HELP, argparse_budget, format_bytes
-from search.constraints import MemoryConstraint
-from search.evolution import ALGORITHMS, SearchSettings, run_search
-from search.subnet_eval import SupernetEvaluator
+from search.constraint import MemoryConstraint
+from search.subnet.evaluator import SupernetEvaluator
+from search.subnet.evolution import ALGORITHMS, SearchSettings, run_search
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
-from training.checkpoint import atomic_write_text
 
 log = logging.getLogger("mcunas.bench")
 

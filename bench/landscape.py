@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from search.space_evolution import SpaceEvolution
-from search.space_grid import EvolutionSettings, Grid, Point, VisitRequest
+from search.space.grid import EvolutionSettings, Grid, Point, VisitRequest
+from search.space.loop import SpaceEvolution
 
 TARGET_GAP = 0.01  # 1 point of S
 

@@ -32,7 +32,7 @@ def save_step(
 ) -> None:
     """Write one step's committed result (record, machine and figures) atomically; a step that
     produced no figures (failed, skipped) keeps its previous figures and records why."""
-    from training.checkpoint import atomic_write_text
+    from common.files import atomic_write_text
 
     path = results / f"{name}.json"
     old = json.loads(path.read_text()) if path.exists() else {}

@@ -11,7 +11,7 @@ from typing import Any
 from bench.landscape import TARGET_GAP, within_target
 from bench.report_doc import Doc, command_text, figure, table
 from bench.space_vs_grid_matrix import MATRIX, Variant
-from search.space_evolution import path_text
+from search.space.loop import path_text
 
 STEP = "space_vs_grid"
 TITLE = "Space evolution vs exhaustive grid"

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.checkpoint import atomic_write_text
+from common.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path("bench/results")  # committed: one JSON per step (figures, record, machine)

@@ -71,19 +71,19 @@ from typing import Any
 from bench.delivered import delivered_score
 from bench.landscape import judge, judged, measured_best, noise_floor, reference, replay, within_target
 from bench.space_vs_grid_matrix import MATRIX, MATRIX_FILE, ROW_FILE, gather_matrix, variant_argv
+from common.errors import ConfigError
+from common.files import atomic_write_text
 from memory_model.budget import HELP as BUDGET_HELP
 from memory_model.budget import argparse_budget
-from search.evolve_config import load_evolve_config
-from search.evolve_run import EvolveRun
-from search.point_eval import RESULT_FILE
-from search.space_evolution import (
+from search.space.config import load_evolve_config
+from search.space.loop import (
     Point,
     VisitRequest,
     climb_trail,
     path_text,
 )
-from search_space.errors import ConfigError
-from training.checkpoint import atomic_write_text
+from search.space.run import EvolveRun
+from search.space.visit import RESULT_FILE
 
 DELIVERED_SUBNETS = 32  # subnets per supernet in the test-split comparison (the visits score 8)
 
@@ -412,7 +412,7 @@ def report(s: dict[str, Any]) -> str:
 
 def plot(s: dict[str, Any], run: EvolveRun, path: Path) -> None:
     """The reference S over the grid with every evolution's path and choice."""
-    from search.evolve_plot import plot_grid  # matplotlib only where a figure is drawn
+    from search.space.plot import plot_grid  # matplotlib only where a figure is drawn
 
     at = {run.grid.key(p): p for p in run.grid.points()}
     cells = {at[k]: (v["S"], f"{v['S']:.3f}") for k, v in s["reference"].items()}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import atomic_write_text
+from common.files import atomic_write_text
 
 MATRIX_FILE, ROW_FILE = "matrix.json", "matrix_row.json"  # the gathered rows; a row's command and wall-clock
 

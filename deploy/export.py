@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import ConfigError
+from common.strict_yaml import read_yaml
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 from search_space.static import StaticViT
-from search_space.strict_yaml import read_yaml
 
 log = logging.getLogger(__name__)
 TFLM_ACTS = ("relu", "gelu_sigmoid")

@@ -15,17 +15,21 @@ import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from common.errors import ConfigError
 from memory_model import format_bytes, peak_sram
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 from search_space.static import StaticViT
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from search.subnet.evaluator import SupernetEvaluator
+    from search.subnet.run import SearchRunConfig
 
 log = logging.getLogger("mcunas.deploy")
 DEPLOY_MODULES = ("litert_torch", "ai_edge_quantizer", "tflite_micro")
@@ -178,3 +182,31 @@ def artifacts_text(art: dict[str, Any], output: str | Path) -> str:
         f" | paper {est['paper']:,} B"
     )
     return "\n".join(lines)
+
+
+def finetune_best(
+    summary: dict[str, Any], best: SubnetConfig, evaluator: SupernetEvaluator, cfg: SearchRunConfig
+) -> dict[str, Any]:
+    """After a subnet search: finetune the best subnet ``cfg.finetune.epochs`` epochs with the
+    supernet's recipe and export it (ONNX, int8 .tflite when available); the summary gains
+    ``finetune`` and ``artifacts``. Nothing happens for 0 epochs."""
+    if cfg.finetune.epochs <= 0:
+        return summary
+    output = Path(cfg.output)
+    model, ft = finetune_subnet(
+        evaluator.extract(best), best, evaluator.train_cfg, cfg.finetune.epochs, output / "finetune"
+    )
+    art = export_artifacts(model, best, output, cfg.finetune.layout)
+    summary["finetune"] = {
+        "epochs": cfg.finetune.epochs,
+        "holdout_top1": ft["holdout_top1"]["model"],
+        "test_top1": ft["test_top1"]["model"],
+        "checkpoint": ft["checkpoint"],
+    }
+    summary["artifacts"] = art
+    summary["text"] += (
+        f"\nfinetuned {cfg.finetune.epochs} epoch(s) with the supernet's recipe: holdout top-1 "
+        f"{summary['finetune']['holdout_top1']:.2f}%, test top-1 {summary['finetune']['test_top1']:.2f}%\n"
+        + artifacts_text(art, output)
+    )
+    return summary

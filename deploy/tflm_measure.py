@@ -6,7 +6,9 @@ so every measurement runs in a fresh child interpreter.
 
     python -m deploy.tflm_measure model.tflite [--arena-bytes N]
 
-prints one JSON line ``{"head_bytes": ..., "tail_bytes": ..., "total_bytes": ...}``.
+prints one JSON line ``{"head_bytes": ..., "tail_bytes": ..., "total_bytes": ...}``; with
+``--smallest`` it also finds, by bisection over child processes, the smallest arena the model
+runs in (``smallest_arena_bytes``).
 """
 
 from __future__ import annotations
@@ -95,6 +97,46 @@ def measure_arena(
     return ArenaUsage(data["head_bytes"], data["tail_bytes"], data["total_bytes"])
 
 
+def runs_in(model_path: str | Path, arena_bytes: int, timeout_s: float = 300) -> bool:
+    """True when the model loads and invokes in a child process with an arena of ``arena_bytes``."""
+    try:
+        measure_arena(model_path, arena_bytes, timeout_s)
+    except RuntimeError:
+        return False
+    return True
+
+
+def smallest_arena_bytes(
+    model: bytes | str | Path, hint_bytes: int | None = None, step_bytes: int = 16
+) -> int:
+    """The smallest arena (to ``step_bytes``) the model runs in, found by bisection in child processes.
+
+    ``hint_bytes`` (e.g. the measured head + tail) narrows the search: the bounds start at a
+    window around it and widen until one end fails and the other runs.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        if isinstance(model, (bytes, bytearray)):
+            path.write_bytes(model)
+        else:
+            path.write_bytes(Path(model).read_bytes())
+        if hint_bytes is None:
+            hint_bytes = measure_arena(path).total_bytes
+        hi = hint_bytes + 1024
+        while not runs_in(path, hi):
+            hi *= 2
+        lo = max(step_bytes, hint_bytes - 1024)
+        while lo > step_bytes and runs_in(path, lo):
+            lo //= 2
+        while hi - lo > step_bytes:  # invariant: lo fails, hi runs
+            mid = (lo + hi) // 2
+            if runs_in(path, mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Measure a .tflite model's TF-Lite Micro arena (host build)."
@@ -103,9 +145,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--arena-bytes", type=int, default=DEFAULT_ARENA_BYTES, help="arena size given to TFLM"
     )
+    parser.add_argument(
+        "--smallest", action="store_true", help="also bisect the smallest arena that runs (child processes)"
+    )
     args = parser.parse_args(argv)
     usage = _measure_here(args.model, args.arena_bytes)
-    print(json.dumps(usage.__dict__))
+    out: dict[str, int] = dict(usage.__dict__)
+    if args.smallest:
+        out["smallest_arena_bytes"] = smallest_arena_bytes(args.model, usage.total_bytes)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -1,28 +1,34 @@
-"""Peak SRAM of a subnet as pure functions of its `SubnetConfig` (numpy only, no torch)."""
+"""Peak SRAM of a subnet as pure functions of its `SubnetConfig`: numpy code that never imports
+torch (tests/test_layers.py checks it). The three modules that read torch models import torch
+themselves and are not loaded here: `memory_model.profile` (any model's int8 graph, for the seed
+baselines), `memory_model.lowering` (a traced graph to TF-Lite's ops) and
+`memory_model.int8.calibrate` (activation scales from real images)."""
 
-from memory_model.batch import (
-    ConfigBatch,
-    ShareEstimate,
-    encode_configs,
-    enumerate_batch,
-    peak_bytes_batch,
-    sample_batch,
-    share_within_budget,
-)
+from memory_model.batch import ConfigBatch, encode_configs, enumerate_batch, sample_batch
 from memory_model.mcu import build_ops, mcu_peak_bytes, mcu_report
 from memory_model.paper import paper_peak_bytes, paper_report
 from memory_model.report import MemoryReport, OpMemory
-from memory_model.schedules import SCHEDULES, peak_sram
+from memory_model.schedules import (
+    SCHEDULES,
+    Schedule,
+    ShareEstimate,
+    get_schedule,
+    peak_bytes_batch,
+    peak_sram,
+    share_within_budget,
+)
 
 __all__ = [
     "SCHEDULES",
     "ConfigBatch",
     "MemoryReport",
     "OpMemory",
+    "Schedule",
     "ShareEstimate",
     "build_ops",
     "encode_configs",
     "enumerate_batch",
+    "get_schedule",
     "mcu_peak_bytes",
     "mcu_report",
     "paper_peak_bytes",

@@ -1,16 +1,18 @@
 """Vectorised peak SRAM for many subnets at once, and R: the share of a space within budget.
 
 Configs are encoded as arrays (`ConfigBatch`: one row per subnet, per-layer fields padded
-with zeros beyond each subnet's depth). `peak_bytes_batch` evaluates the closed forms of the
-``paper`` and ``mcu`` schedules (`memory_model.paper`, `memory_model.mcu`) over all rows and
-equals the scalar functions exactly (tests check thousands of configs). Every op's bytes are
+with zeros beyond each subnet's depth). `paper_peak_batch` and `mcu_peak_batch` evaluate the
+closed forms of the ``paper`` and ``mcu`` schedules (`memory_model.paper`, `memory_model.mcu`)
+over all rows and equal the scalar functions exactly (tests check thousands of configs); they
+are those schedules' batched forms in the registry (`memory_model.schedules`). Every op's bytes are
 non-decreasing in its layer's q/k/v width or MLP width, so the per-layer maximum is taken on
 the widest layer, making the cost independent of depth.
 
 R is defined as the probability that a subnet drawn by `SearchSpace.sample` fits the budget.
 That sampler draws depth uniformly and then every layer's heads and MLP ratio uniformly, so a
 subnet of depth d has probability 1/|depth| * (1/(|heads| |mlp|))^d * 1/(|embed| |patch| ...):
-deep subnets are individually less likely. `share_within_budget` computes R exactly by
+deep subnets are individually less likely. `memory_model.schedules.share_within_budget`
+(on the batched forms of this module) computes R exactly by
 enumerating every subnet with that weight when the space is small enough, and by Monte Carlo
 sampling (with its standard error) otherwise.
 """
@@ -22,12 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from memory_model.mcu import SUBKERNEL
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 from search_space.space import SearchSpace
-
-SCHEDULES = ("paper", "mcu")
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def _dims(b: ConfigBatch) -> dict[str, np.ndarray]:
     )
 
 
-def _paper(b: ConfigBatch) -> np.ndarray:
+def paper_peak_batch(b: ConfigBatch) -> np.ndarray:
     v = _dims(b)
     n, e, q, m = v["n"], v["e"], v["q"], v["m"]
 
@@ -227,7 +227,7 @@ def _paper(b: ConfigBatch) -> np.ndarray:
     return per_layer[:, 0]
 
 
-def _mcu(b: ConfigBatch, weights_in_sram: bool) -> np.ndarray:
+def mcu_peak_batch(b: ConfigBatch, weights_in_sram: bool) -> np.ndarray:
     v = _dims(b)
     n, e, q, m = v["n"], v["e"], v["q"], v["m"]
     s = 1 if weights_in_sram else 0
@@ -272,48 +272,3 @@ def _mcu(b: ConfigBatch, weights_in_sram: bool) -> np.ndarray:
     pool = np.where(cls, x + p, np.maximum(x + 4 * e, 4 * e + p))
     rest = np.broadcast_to(_max([image, patch, pool, head]), (len(b), 1))[:, 0]
     return np.maximum(blocks, rest)
-
-
-def peak_bytes_batch(batch: ConfigBatch, schedule: str = "mcu", weights_in_sram: bool = False) -> np.ndarray:
-    """Peak bytes of every row of ``batch`` (int64 array), equal to the scalar schedules."""
-    if schedule == "paper":
-        return _paper(batch)
-    if schedule == "mcu":
-        return _mcu(batch, weights_in_sram)
-    raise ConfigError(f"batch scoring supports schedules {SCHEDULES}, got '{schedule}'")
-
-
-@dataclass(frozen=True)
-class ShareEstimate:
-    """R with how it was obtained; ``stderr`` is 0 for exact enumeration."""
-
-    share: float
-    method: str  # "enumeration" | "sampling"
-    num_evaluated: int
-    stderr: float
-
-
-def share_within_budget(
-    space: SearchSpace,
-    budget_bytes: int,
-    schedule: str = "mcu",
-    rng: np.random.Generator | None = None,
-    n_samples: int = 10_000,
-    max_enumerate: int = 200_000,
-    weights_in_sram: bool = False,
-) -> ShareEstimate:
-    """R = P(peak <= budget) for a subnet drawn by ``space.sample``: exact by weighted
-    enumeration when ``space.num_subnets() <= max_enumerate``, else from ``n_samples`` draws."""
-    if budget_bytes < 0:
-        raise ConfigError(f"budget_bytes must be >= 0, got {budget_bytes}")
-    if space.num_subnets() <= max_enumerate:
-        batch, weight = enumerate_batch(space)
-        fits = peak_bytes_batch(batch, schedule, weights_in_sram) <= budget_bytes
-        return ShareEstimate(float(min(1.0, weight[fits].sum())), "enumeration", len(batch), 0.0)
-    if rng is None:
-        raise ConfigError("share_within_budget needs an rng to sample a large space")
-    if n_samples < 1:
-        raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
-    fits = peak_bytes_batch(sample_batch(space, rng, n_samples), schedule, weights_in_sram) <= budget_bytes
-    r = float(fits.mean())
-    return ShareEstimate(r, "sampling", n_samples, float(np.sqrt(r * (1 - r) / n_samples)))

@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 from fractions import Fraction
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 
 # Unit multipliers, matched case-insensitively; K/M/G are binary (1024-based) on purpose.
 _UNITS_BYTES = {

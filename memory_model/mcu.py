@@ -13,6 +13,9 @@ C classes; every buffer is rounded up to a multiple of 4 bytes so int32 views ar
   the sum of the live buffers (no fragmentation) and an arena of exactly the peak fits.
 * Input: the uint8 image H*W*3 (unpadded) sits in the arena until the patch embedding is
   done. Padding to the patch grid is virtual: out-of-image pixels are skipped.
+  With ``input="stream"`` the image is never whole in SRAM: the patch embedding pulls one
+  row of patches at a time from a source (a camera or flash callback) into a band buffer
+  of P*W*C bytes (fewer rows when the image is smaller than a patch), ``patch_embed_stream``.
 * Patch embedding: token by token, the P x P kernel is split into 4x4 sub-kernels whose
   products accumulate into one token's int32 accumulator (4E bytes); the result is
   requantised into the residual stream X (N*E int8), adding the int8 position embedding
@@ -51,11 +54,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.errors import ConfigError
 from memory_model.report import MemoryReport, OpMemory
 from search_space.config import SubnetConfig
 
 LOW, HIGH = "low", "high"
 SUBKERNEL = 4  # patch-embedding sub-kernel side
+INPUT_MODES = ("whole", "stream")  # the image in SRAM at once, or one row of patches at a time
 
 
 def align4(nbytes: int) -> int:
@@ -177,14 +182,32 @@ def _block(p: _Plan, cfg: SubnetConfig, layer: int) -> None:
          param=path, src="B", d_in=width, in_act=act_in, x_in=f"{pre}.x_mid", x_out=f"{pre}.x_out")  # fmt: skip
 
 
-def build_ops(cfg: SubnetConfig, weights_in_sram: bool = False) -> list[Op]:
+def check_input_mode(input: str) -> None:
+    """Refuse an unknown ``input`` option with a message naming the valid ones."""
+    if input not in INPUT_MODES:
+        raise ConfigError(f"unknown mcu input mode '{input}'; choose one of {list(INPUT_MODES)}")
+
+
+def stream_band_bytes(cfg: SubnetConfig) -> int:
+    """Bytes of one row of patches of the uint8 image (the streamed input's buffer)."""
+    return min(cfg.patch_size, cfg.img_size) * cfg.img_size * cfg.in_chans
+
+
+def build_ops(cfg: SubnetConfig, weights_in_sram: bool = False, *, input: str = "whole") -> list[Op]:
     """The ``mcu`` schedule of ``cfg`` as an op list (see module docstring)."""
+    check_input_mode(input)
     p = _Plan(weights_in_sram)
     n, e, c = cfg.num_tokens, cfg.embed_dim, cfg.in_chans
     k = min(SUBKERNEL, cfg.patch_size)
-    p.op("input", "input", [("I", cfg.img_size * cfg.img_size * c, HIGH)])
-    p.op("patch_embed", "patch_embed", [("X", n * e, LOW), ("acc", 4 * e, HIGH)], ("acc", "I"),
-         weights=4 * e + align4(e * c * k * k), out_act="x0")  # fmt: skip
+    w_embed = 4 * e + align4(e * c * k * k)
+    if input == "stream":
+        band = [("X", n * e, LOW), ("I", stream_band_bytes(cfg), HIGH), ("acc", 4 * e, HIGH)]
+        p.op("patch_embed", "patch_embed_stream", band, ("acc", "I"), weights=w_embed, out_act="x0",
+             band_rows=min(cfg.patch_size, cfg.img_size))  # fmt: skip
+    else:
+        p.op("input", "input", [("I", cfg.img_size * cfg.img_size * c, HIGH)])
+        p.op("patch_embed", "patch_embed", [("X", n * e, LOW), ("acc", 4 * e, HIGH)], ("acc", "I"),
+             weights=w_embed, out_act="x0")  # fmt: skip
     for layer in range(cfg.depth):
         _block(p, cfg, layer)
     x_last = f"blocks.{cfg.depth - 1}.x_out"
@@ -200,14 +223,17 @@ def build_ops(cfg: SubnetConfig, weights_in_sram: bool = False) -> list[Op]:
     return p.ops
 
 
-def mcu_report(cfg: SubnetConfig, weights_in_sram: bool = False) -> MemoryReport:
+def mcu_report(cfg: SubnetConfig, weights_in_sram: bool = False, input: str = "whole") -> MemoryReport:
     """Peak SRAM of the ``mcu`` schedule with its per-op breakdown."""
-    ops = build_ops(cfg, weights_in_sram)
+    ops = build_ops(cfg, weights_in_sram, input=input)
     mem = tuple(OpMemory(op.name, op.live) for op in ops)
     peak = max(m.total_bytes for m in mem)
-    return MemoryReport("mcu", peak, mem, {"weights_in_sram": weights_in_sram})
+    options: dict[str, object] = {"weights_in_sram": weights_in_sram}
+    if input != "whole":
+        options["input"] = input
+    return MemoryReport("mcu", peak, mem, options)
 
 
-def mcu_peak_bytes(cfg: SubnetConfig, weights_in_sram: bool = False) -> int:
+def mcu_peak_bytes(cfg: SubnetConfig, weights_in_sram: bool = False, input: str = "whole") -> int:
     """Peak SRAM of the ``mcu`` schedule in bytes."""
-    return mcu_report(cfg, weights_in_sram).peak_bytes
+    return mcu_report(cfg, weights_in_sram, input).peak_bytes

@@ -1,37 +1,110 @@
-"""One entry point for peak SRAM under any schedule: ``paper``, ``mcu`` or ``tflm``.
+"""The schedule registry: one entry per peak-SRAM schedule, ``paper``, ``mcu`` or ``tflm``,
+with its scalar form (a `MemoryReport` per config, with the per-op breakdown), its options and,
+where one exists, its vectorised form over a `ConfigBatch` (bytes per row, equal to the scalar).
 
 ``paper``: MCUFormer's published per-FC-layer formula (`memory_model.paper`).
-``mcu``: the full int8 schedule with MCUFormer's techniques (`memory_model.mcu`); option
-``weights_in_sram``. ``tflm``: TF-Lite Micro's greedy planner on the same subnet
-(`memory_model.tflm`, imported only when asked for).
+``mcu``: the full int8 schedule with MCUFormer's techniques (`memory_model.mcu`); options
+``weights_in_sram`` and ``input`` (``whole`` | ``stream``). ``tflm``: TF-Lite Micro's whole arena
+on the same subnet (`memory_model.tflm`, imported only when asked for; no batched form).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from common.errors import ConfigError
+from memory_model.batch import ConfigBatch, enumerate_batch, mcu_peak_batch, paper_peak_batch, sample_batch
 from memory_model.mcu import mcu_report
 from memory_model.paper import paper_report
 from memory_model.report import MemoryReport
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
+from search_space.space import SearchSpace
 
-SCHEDULES = ("mcu", "paper", "tflm")
-_OPTIONS = {"mcu": {"weights_in_sram"}, "paper": set(), "tflm": set()}
+
+def _tflm_report(cfg: SubnetConfig) -> MemoryReport:
+    from memory_model.tflm import tflm_report
+
+    return tflm_report(cfg)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule's scalar form, its options, and its batched form (``None``: none exists)."""
+
+    name: str
+    report: Callable[..., MemoryReport]
+    options: frozenset[str]
+    batch: Callable[[ConfigBatch, bool], np.ndarray] | None
+
+
+SCHEDULES: dict[str, Schedule] = {
+    "mcu": Schedule("mcu", mcu_report, frozenset({"weights_in_sram", "input"}), mcu_peak_batch),
+    "paper": Schedule("paper", lambda cfg: paper_report(cfg), frozenset(), lambda b, _: paper_peak_batch(b)),
+    "tflm": Schedule("tflm", _tflm_report, frozenset(), None),
+}
+BATCHED = tuple(name for name, s in SCHEDULES.items() if s.batch is not None)
+
+
+def get_schedule(name: str) -> Schedule:
+    """The registered schedule ``name``; an unknown name is a one-line `ConfigError`."""
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown memory schedule '{name}'; choose one of {list(SCHEDULES)}")
+    return SCHEDULES[name]
 
 
 def peak_sram(cfg: SubnetConfig, schedule: str = "mcu", **options: Any) -> MemoryReport:
     """Peak SRAM of ``cfg`` under ``schedule`` with its per-op breakdown."""
-    if schedule not in SCHEDULES:
-        raise ConfigError(f"unknown memory schedule '{schedule}'; choose one of {list(SCHEDULES)}")
-    unknown = sorted(set(options) - _OPTIONS[schedule])
+    entry = get_schedule(schedule)
+    unknown = sorted(set(options) - entry.options)
     if unknown:
-        valid = sorted(_OPTIONS[schedule]) or "none"
+        valid = sorted(entry.options) or "none"
         raise ConfigError(f"schedule '{schedule}' has no option '{unknown[0]}' (valid: {valid})")
-    if schedule == "mcu":
-        return mcu_report(cfg, **options)
-    if schedule == "paper":
-        return paper_report(cfg)
-    from memory_model.tflm import tflm_report
+    return entry.report(cfg, **options)
 
-    return tflm_report(cfg)
+
+def peak_bytes_batch(batch: ConfigBatch, schedule: str = "mcu", weights_in_sram: bool = False) -> np.ndarray:
+    """Peak bytes of every row of ``batch`` (int64 array), equal to the scalar schedule."""
+    entry = get_schedule(schedule)
+    if entry.batch is None:
+        raise ConfigError(f"schedule '{schedule}' has no batched form; batched schedules: {list(BATCHED)}")
+    return entry.batch(batch, weights_in_sram)
+
+
+@dataclass(frozen=True)
+class ShareEstimate:
+    """R with how it was obtained; ``stderr`` is 0 for exact enumeration."""
+
+    share: float
+    method: str  # "enumeration" | "sampling"
+    num_evaluated: int
+    stderr: float
+
+
+def share_within_budget(
+    space: SearchSpace,
+    budget_bytes: int,
+    schedule: str = "mcu",
+    rng: np.random.Generator | None = None,
+    n_samples: int = 10_000,
+    max_enumerate: int = 200_000,
+    weights_in_sram: bool = False,
+) -> ShareEstimate:
+    """R = P(peak <= budget) for a subnet drawn by ``space.sample``: exact by weighted
+    enumeration when ``space.num_subnets() <= max_enumerate``, else from ``n_samples`` draws."""
+    if budget_bytes < 0:
+        raise ConfigError(f"budget_bytes must be >= 0, got {budget_bytes}")
+    if space.num_subnets() <= max_enumerate:
+        batch, weight = enumerate_batch(space)
+        fits = peak_bytes_batch(batch, schedule, weights_in_sram) <= budget_bytes
+        return ShareEstimate(float(min(1.0, weight[fits].sum())), "enumeration", len(batch), 0.0)
+    if rng is None:
+        raise ConfigError("share_within_budget needs an rng to sample a large space")
+    if n_samples < 1:
+        raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
+    fits = peak_bytes_batch(sample_batch(space, rng, n_samples), schedule, weights_in_sram) <= budget_bytes
+    r = float(fits.mean())
+    return ShareEstimate(r, "sampling", n_samples, float(np.sqrt(r * (1 - r) / n_samples)))

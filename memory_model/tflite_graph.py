@@ -24,8 +24,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import ConfigError
 from memory_model.planner import Buffer, Plan, greedy_plan, max_live_bytes
-from search_space.errors import ConfigError
 
 # TensorType -> bytes per element (schema.fbs order). INT4 is packed two per byte.
 _TYPE_BYTES: dict[int, float] = {

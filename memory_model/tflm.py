@@ -1,4 +1,10 @@
-"""The ``tflm`` schedule: TF-Lite Micro's arena head for a subnet, from its config alone.
+"""The ``tflm`` schedule: the TF-Lite Micro arena a subnet needs, from its config alone.
+
+The figure (``peak_bytes``) is the whole arena on a 64-bit host: the head (activation
+buffers and kernel scratch, planned as TFLM plans them) plus the tail (persistent op data,
+tensor structs, the interpreter's fixed part; :mod:`memory_model.tflm_tail`), or the planning
+records when they exceed the head. The head alone is ``tflm_arena(cfg).head_bytes`` (and
+``tflm_plan``); the 32-bit MCU figure is modelled (``tflm_arena(cfg, pointer_bits=32)``).
 
 :func:`tflm_graph` rebuilds, op by op, the int8 graph that ``deploy.export`` produces
 (litert-torch conversion + ai-edge-quantizer static int8, NHWC input, batch 1), with every
@@ -33,9 +39,12 @@ deployed as.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from memory_model.planner import Plan, greedy_plan, max_live_bytes
 from memory_model.report import MemoryReport, OpMemory
 from memory_model.tflite_graph import OP_NAMES, Graph, Operator, Tensor, graph_buffers
+from memory_model.tflm_tail import TailReport, arena_bytes, tail_report
 from search_space.config import SubnetConfig
 
 _OPCODE = {name: code for code, name in OP_NAMES.items()}
@@ -195,10 +204,33 @@ def tflm_plan(cfg: SubnetConfig) -> Plan:
     return greedy_plan(graph_buffers(tflm_graph(cfg)))
 
 
+@dataclass(frozen=True)
+class TflmArena:
+    """TFLM's arena for a subnet: head (planned activations + scratch), tail, and the total."""
+
+    head_bytes: int
+    tail: TailReport
+    total_bytes: int  # the arena to give TFLM: tail + max(head, planning records)
+
+
+def tflm_arena(cfg: SubnetConfig, pointer_bits: int = 64) -> TflmArena:
+    """The whole TFLM arena of ``cfg`` from its config (64-bit host: measured rules; 32: modelled)."""
+    graph = tflm_graph(cfg)
+    buffers = graph_buffers(graph)
+    head = greedy_plan(buffers).head_bytes
+    scratch = sum(1 for b in buffers if b.name.startswith("scratch:"))
+    tail = tail_report(
+        graph, len(graph.tensors) + len(_const_keys(graph, cfg.qkv_bias)), scratch, pointer_bits
+    )
+    return TflmArena(head, tail, arena_bytes(head, tail))
+
+
 def tflm_report(cfg: SubnetConfig) -> MemoryReport:
-    """Predicted TFLM arena head (``peak_bytes``) with the live buffers per op."""
+    """Predicted TFLM arena (``peak_bytes``: head + tail on a 64-bit host) with the live
+    buffers per op; the head, the tail and the modelled 32-bit arena are in ``options``."""
     graph = tflm_graph(cfg)
     plan = greedy_plan(graph_buffers(graph))
+    host, mcu = tflm_arena(cfg, 64), tflm_arena(cfg, 32)
     ops = []
     for k, op in enumerate(graph.operators):
         scope = k + 1
@@ -210,5 +242,54 @@ def tflm_report(cfg: SubnetConfig) -> MemoryReport:
         ops.append(OpMemory(f"{op.name.lower()}:{graph.tensors[op.outputs[0]].name}", live))
     lower = max_live_bytes(plan.buffers)
     gap = 0.0 if lower == 0 else (plan.head_bytes - lower) / lower
-    options = {"planner": "tflm-greedy", "max_live_bytes": lower, "fragmentation": f"{100 * gap:.1f}%"}
-    return MemoryReport("tflm", plan.head_bytes, tuple(ops), options)
+    options = {
+        "planner": "tflm-greedy",
+        "head_bytes": plan.head_bytes,
+        "tail_bytes": host.tail.tail_bytes,
+        "planning_bytes": host.tail.plan_bytes,
+        "tail_top_op": host.tail.dominant_kind,
+        "pointer_bits": 64,
+        "arena_32bit_bytes (modelled)": mcu.total_bytes,
+        "max_live_bytes": lower,
+        "fragmentation": f"{100 * gap:.1f}%",
+    }
+    options["tail_by_op_bytes"] = dict(sorted(host.tail.per_kind_bytes.items(), key=lambda kv: -kv[1]))
+    ops = [OpMemory(o.name, {**o.live, "tail (persistent)": host.tail.tail_bytes}) for o in ops]
+    return MemoryReport("tflm", host.total_bytes, tuple(ops), options)
+
+
+_SHARED_CONSTS = {"var_eps", "shift", "q_scaled", "k_scaled", "act_1.702x"}  # same value in every layer
+
+
+def _const_keys(graph: Graph, qkv_bias: bool = True) -> set[tuple]:
+    """Keys of the constant tensors the converted graph holds (the converter shares equal ones)."""
+    keys: set[tuple] = set()
+    for k, op in enumerate(graph.operators):
+        out = graph.tensors[op.outputs[0]]
+        src = graph.tensors[op.inputs[0]]
+        suffix = out.name.rsplit(".", 1)[-1]
+        kind = op.name
+        if kind == "RESHAPE":
+            keys.add(("shape", out.shape))
+        elif kind == "TRANSPOSE":
+            keys.add(("perm", suffix, len(out.shape)))
+        elif kind == "SLICE":
+            keys |= {("begin", suffix), ("size", out.shape)}
+        elif kind == "MEAN":
+            keys.add(("axis", len(src.shape), len(out.shape)))
+        elif kind in ("FULLY_CONNECTED", "CONV_2D") and len(op.inputs) == 1:
+            keys.add(("weights", k))
+            no_bias = out.name.endswith(".v") or (out.name.endswith("attn.qkv") and not qkv_bias)
+            if not no_bias:  # a factorised linear's first factor has no bias
+                keys.add(("bias", k))
+        elif kind in ("ADD", "MUL", "SUB") and len(op.inputs) == 1:
+            keys.add(("const", suffix) if suffix in _SHARED_CONSTS else ("const", k))
+        elif kind in ("CONCATENATION", "PAD"):
+            keys.add((kind,))
+    return keys
+
+
+def num_tflite_tensors(cfg: SubnetConfig) -> int:
+    """All tensors of the subnet's converted .tflite (activations and constants)."""
+    graph = tflm_graph(cfg)
+    return len(graph.tensors) + len(_const_keys(graph, cfg.qkv_bias))

@@ -12,7 +12,7 @@ and ``{nproc}``; the command must block until the job is done. Slurm example::
         --output={job_dir}/slurm.out
         --wrap="{python} -m torch.distributed.run --standalone --nproc_per_node={nproc} -m search.launch {job_dir}"
 
-The job itself is ``python -m search.launch JOB_DIR`` (`search.point_eval.run_job`).
+The job itself is ``python -m search.launch JOB_DIR`` (`search.space.visit.run_job`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from search.point_eval import RESULT_FILE, run_job
-from search_space.errors import ArgumentParser, ConfigError, exit_on_error
+from common.errors import ArgumentParser, ConfigError, exit_on_error
+from search.space.visit import RESULT_FILE, run_job
 
 TEMPLATES = {
     "subprocess": "{python} -m search.launch {job_dir}",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common.errors import ArgumentParser, exit_on_error
 from search_space import ConfigError, load_space
 from search_space.counting import count_flops, count_params
-from search_space.errors import ArgumentParser, exit_on_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

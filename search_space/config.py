@@ -24,7 +24,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 
 POOLS = ("cls", "avg")
 ACTS = ("gelu", "gelu_sigmoid", "relu")  # exact GELU, x*sigmoid(1.702x), ReLU

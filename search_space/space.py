@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import ConfigError
+from common.strict_yaml import read_yaml
 from search_space.config import ACTS, POOLS, SubnetConfig
-from search_space.errors import ConfigError
-from search_space.strict_yaml import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SPACE_DIR = CONFIG_DIR / "spaces"

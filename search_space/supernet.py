@@ -11,8 +11,8 @@ import torch
 from timm.layers import DropPath, resample_abs_pos_embed
 from torch import nn
 
+from common.errors import ConfigError
 from search_space.config import SubnetConfig, low_rank_dim
-from search_space.errors import ConfigError
 from search_space.modules import (
     Params,
     SuperAttention,

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 from search_space.modules import SuperLinear, SuperLowRankLinear
 from search_space.space import SearchSpace
 from search_space.static import timm_vit_to_static

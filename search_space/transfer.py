@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 from search_space.space import SearchSpace
 
 FIXED_SETTINGS = (  # what two spaces must share for weights to carry over (dims may differ)

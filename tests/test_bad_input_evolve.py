@@ -22,8 +22,8 @@ CASES = {  # name: (extra argv, expected text); --budget 320KB unless the case n
     "flash_tiny": (["--budget", "320KB", "--flash-budget", "1KB"], "no point of the grid"),
     "flash_word": (["--budget", "320KB", "--flash-budget", "lots"], "cannot read budget 'lots'"),
     "no_budget": ([], "no SRAM budget: pass --budget"),
-    "schedule_unscored": (
-        ["--budget", "320KB", "-o", "score.schedule=tflm"],
+    "schedule_unknown": (
+        ["--budget", "320KB", "-o", "score.schedule=tflite"],
         "score.schedule must be one of",
     ),
     "eta_negative": (["--budget", "320KB", "-o", "score.eta=-1"], "score.eta must be >= 0"),

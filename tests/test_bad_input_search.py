@@ -37,6 +37,7 @@ CASES = {  # name: (argv after --supernet CKPT --output OUT, expected text)
     "unknown_key": (["-o", "search.populaton=3"], "unknown config key 'search.populaton'"),
     "unknown_section": (["-o", "searching.population=3"], "unknown config key 'searching'"),
     "seed_text": (["--seed", "one"], "invalid int value: 'one'"),
+    "board": (["--board", "stm32f999"], "unknown board 'stm32f999'"),
 }
 
 
@@ -103,6 +104,7 @@ PIPELINE_CASES = {  # every stage is checked before the first (dense pretraining
     "budget_list": (["--budget", "320KB,512KB"], "cannot read budget '320KB,512KB'"),
     "flash_tiny": (["--flash-budget", "1KB"], "no point of the grid"),
     "final_epochs_text": (["--final-epochs", "many"], "invalid int value: 'many'"),
+    "board": (["--board", "nucleo"], "unknown board 'nucleo'"),
 }
 
 

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
+from common.errors import ConfigError
 from memory_model.budget import HELP, argparse_budget, format_bytes, parse_budget
-from search_space.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from search.run import load_search_config
+from common.errors import ConfigError
+from search.subnet.run import load_search_config
 from search_space.counting import count_flops
-from search_space.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 40

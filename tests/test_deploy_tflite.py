@@ -14,12 +14,12 @@ pytest.importorskip("tflite_micro")
 
 import torch
 
+from common.errors import ConfigError
 from deploy.compare import COMPARE_SUBNETS, compare_subnet, markdown_table
 from deploy.export import export_int8, randomize_affine
 from deploy.tflm_measure import measure_arena, parse_allocations
 from memory_model.flash import QPARAM_BYTES, flash_report
 from memory_model.tflite_graph import plan_tflite, read_graph
-from search_space.errors import ConfigError
 from search_space.static import StaticViT
 
 pytestmark = [pytest.mark.deploy, pytest.mark.slow]

@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 import evolution_search
-from deploy.finetune import DEPLOY_MODULES, missing_modules
+from deploy.finetune import DEPLOY_MODULES, finetune_best, missing_modules
 from memory_model import flash_bytes, peak_bytes_batch, peak_sram, sample_batch
-from search.constraints import MemoryConstraint
-from search.evolution import SearchSettings, _Search, run_search
-from search.run import load_search_config, run_pipeline
+from search.constraint import MemoryConstraint
+from search.subnet.evolution import SearchSettings, _Search, run_search
+from search.subnet.run import load_search_config, run_subnet_search
 from search_space import ConfigError, SearchSpace, SubnetConfig, load_space
 from training.config import load_config
 from training.run import train_supernet
@@ -167,7 +167,8 @@ def _pipeline_cfg(ckpt: Path, output: Path, budget: int, *extra: str):
 def test_search_beats_random_start_on_trained_supernet(supernet_ckpt: Path, tmp_path: Path) -> None:
     space = SearchSpace.from_dict(SEARCH_SPACE)
     budget = budget_at(space, 0.6)
-    summary = run_pipeline(_pipeline_cfg(supernet_ckpt, tmp_path, budget, "finetune.epochs=1"))
+    cfg = _pipeline_cfg(supernet_ckpt, tmp_path, budget, "finetune.epochs=1")
+    summary = run_subnet_search(cfg, finish=finetune_best)
     assert summary["holdout_top1"] > summary["initial_median_holdout_top1"]
     best = SubnetConfig.from_dict(yaml.safe_load((tmp_path / "best_subnet.yaml").read_text()))
     assert space.contains(best) and best.to_dict() == summary["best"]
@@ -239,7 +240,7 @@ def test_killed_search_resumes_to_the_same_result(supernet_ckpt: Path, tmp_path:
         "progress=false",
     ]
     common += [f"-o=search.{k}={v}" for k, v in {**SMALL, "generations": 6}.items()]
-    run_pipeline(
+    run_subnet_search(
         _pipeline_cfg(supernet_ckpt, tmp_path / "full", budget, "search.seed=2", "search.generations=6")
     )
     cut = _run_script(*common, "--output", str(tmp_path / "cut"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import evolve_space
-import search.point_eval as point_eval
-from search.evolve_config import load_evolve_config
-from search.evolve_run import EvolveRun
-from search.space_evolution import Grid
+import search.space.visit as point_eval
+from search.space.config import load_evolve_config
+from search.space.loop import Grid
+from search.space.run import EvolveRun
 
 # ---- scoring ------------------------------------------------------------------------------
 TINY_BASE = {
@@ -23,10 +23,14 @@ SCORE = {"schedule": "mcu", "weights_in_sram": True, "eta": 0.5, "eval_subnets":
          "r_samples": 500, "flash_budget_bytes": None}  # fmt: skip
 
 
+def _score(budget_bytes: int) -> point_eval.ScoreSettings:
+    return point_eval.ScoreSettings(budget_bytes=budget_bytes, **SCORE)
+
+
 def test_points_are_scored_on_the_same_architectures():
     from search_space.space import SearchSpace
 
-    base, score = SearchSpace.from_dict(TINY_BASE), {**SCORE, "budget_bytes": 6 * 1024}
+    base, score = SearchSpace.from_dict(TINY_BASE), _score(6 * 1024)
     grid = Grid.from_space(base)
     arch = lambda c: (c.embed_dim, c.depth, c.num_heads, c.mlp_ratio)  # noqa: E731
     picks = {
@@ -44,7 +48,7 @@ def test_a_point_where_nothing_fits_is_scored_without_training():
 
     base = SearchSpace.from_dict(TINY_BASE)
     grid = Grid.from_space(base)
-    tight = {**SCORE, "budget_bytes": 6 * 1024}  # patch 4 peaks at >= 7.75 KB under mcu
+    tight = _score(6 * 1024)  # patch 4 peaks at >= 7.75 KB under mcu
     known = point_eval.score_without_training(grid.space(base, grid.index(0.75, 4)), tight, seed=0)
     assert known is not None and known["A"] == 0.0 and known["R"] == 0.0 and known["S"] == 0.0
     assert known["fit_in_pool"] == "0/60" and known["trained"] is False

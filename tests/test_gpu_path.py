@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import ConfigError
 from search_space import SearchSpace
-from search_space.errors import ConfigError
 from search_space.supernet import Supernet
 from training.distributed import DistInfo, init_distributed
 from training.engine import StepOptions, train_one_epoch

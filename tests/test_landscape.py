@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import landscape
-from search.space_evolution import EvolutionSettings, Grid
+from search.space.loop import EvolutionSettings, Grid
 
 
 def test_reference_and_gap_on_synthetic_scores() -> None:

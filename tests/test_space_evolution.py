@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.space_evolution import (
+from common.errors import ConfigError
+from search.space.loop import (
     EvolutionSettings,
     Grid,
     SpaceEvolution,
@@ -16,7 +17,6 @@ from search.space_evolution import (
     local_fit,
     move_steps,
 )
-from search_space.errors import ConfigError
 
 GRID = Grid(rank_ratio=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), patch_size=(4, 5, 6, 7, 8))
 
@@ -319,7 +319,7 @@ def test_restarts_resume_to_the_same_result(tmp_path):
 
 
 def test_final_choice_without_epochs_for_catch_ups_compares_a_shared_epoch_count():
-    from search.space_evolution import PointRecord
+    from search.space.loop import PointRecord
 
     def record(pt, history):
         last = history[-1]

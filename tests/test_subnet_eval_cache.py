@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from search.subnet_eval import SupernetEvaluator
+from search.subnet.evaluator import SupernetEvaluator
 from search_space import SearchSpace
 from search_space.supernet import Supernet
 from tests.test_evolution import SEARCH_SPACE

@@ -63,8 +63,9 @@ def test_hand_computed_image_dominated_case() -> None:
     cfg = SubnetConfig(embed_dim=16, depth=1, num_heads=(1,), mlp_ratio=(1.0,), patch_size=32, img_size=60,
                        num_classes=4, head_dim=16, pool="avg", abs_pos=False, act="relu")  # fmt: skip
     report = tflm_report(cfg)
-    assert report.peak_bytes == 60 * 60 * 3 + 64 * 64 * 3 == 23_088
+    assert report.options["head_bytes"] == 60 * 60 * 3 + 64 * 64 * 3 == 23_088
     assert report.options["max_live_bytes"] == 23_088
+    assert report.peak_bytes == 23_088 + report.options["tail_bytes"]
     assert report.peak_op.name == "pad:input_padded"
 
 
@@ -106,8 +107,10 @@ def test_report_through_peak_sram_and_breakdown() -> None:
     cfg = _cfg(depth=2, num_heads=(2, 3), mlp_ratio=(2.0, 3.0), act="gelu_sigmoid")
     report = peak_sram(cfg, "tflm")
     assert report.schedule == "tflm"
-    assert report.peak_bytes == tflm_plan(cfg).head_bytes
-    assert report.peak_bytes >= report.options["max_live_bytes"] == max(op.total_bytes for op in report.ops)
+    head, tail = report.options["head_bytes"], report.options["tail_bytes"]
+    assert head == tflm_plan(cfg).head_bytes
+    assert report.peak_bytes == tail + max(head, report.options["planning_bytes"])
+    assert head >= report.options["max_live_bytes"] == max(op.total_bytes for op in report.ops) - tail
     assert len(report.ops) == len(tflm_graph(cfg).operators)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 from search_space.space import SearchSpace
 from search_space.supernet import Supernet
 from search_space.transfer import transfer_state_dict, warm_start

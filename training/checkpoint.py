@@ -7,77 +7,23 @@ run resumes exactly and a model rebuilds from its file alone.
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
+from common.files import atomic_write
 from search_space.space import SearchSpace
 
+if TYPE_CHECKING:
+    from search_space.supernet import Supernet
+    from training.config import TrainConfig
+
 FORMAT = "mcunas-checkpoint/1"
-TMP_SUFFIX = ".tmp"  # temporaries of atomic writes: .<name>.<random>.tmp
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file beside ``path``, then rename: a reader sees the old file or
-    the new one, never a part. A failed write (full disk, quota) leaves the old file and no
-    temporary behind and is one `ConfigError` line."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:120]
-        raise ConfigError(
-            f"cannot write {path} ({reason}); free disk space or fix the location, then rerun "
-            "(the run continues from its last complete checkpoint)"
-        ) from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def prepare_output(path: str | Path, what: str = "output directory") -> Path:
-    """Make sure ``path`` is a writable directory (created if missing) and remove the temporary
-    files a killed run left in it; a file in the way or an unwritable place is a `ConfigError`."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path} is a file, not a directory; pass a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"{what} {path} cannot be written ({exc.strerror}); choose another location"
-        ) from None
-    for stale in path.glob(f".*{TMP_SUFFIX}"):
-        if stale.is_file():
-            stale.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
-
-
-def atomic_copy(src: Path, dst: Path) -> None:
-    with open(src, "rb") as fin:
-        _atomic(Path(dst), lambda fh: shutil.copyfileobj(fin, fh))
 
 
 def rng_state() -> dict[str, Any]:
@@ -108,7 +54,7 @@ def save_checkpoint(
         "rng": rng_state(),
     }
     payload.update(states)
-    _atomic(Path(path), lambda fh: torch.save(payload, fh))
+    atomic_write(Path(path), lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(path: str | Path, space: SearchSpace | None = None) -> dict[str, Any]:
@@ -151,3 +97,38 @@ def _without_name(space: SearchSpace) -> dict:
 
 def space_from_checkpoint(ckpt: dict[str, Any]) -> SearchSpace:
     return SearchSpace.from_dict(ckpt["space"])
+
+
+@dataclass
+class TrainedSupernet:
+    """A supernet rebuilt from its checkpoint (in eval mode), with what it was trained on."""
+
+    model: Supernet
+    space: SearchSpace
+    config: TrainConfig
+    epoch: int
+
+
+def load_supernet(
+    path: str | Path,
+    space: SearchSpace | None = None,
+    *,
+    ema: bool = True,
+    device: str | torch.device = "cpu",
+) -> TrainedSupernet:
+    """The one way to load a supernet checkpoint: its space and config come from the file (with
+    ``space``, one of another space is refused); ``ema`` takes the EMA weights when the run kept
+    an EMA (the weights it evaluated with)."""
+    from search_space.supernet import Supernet
+    from training.config import config_from_dict
+
+    ckpt = load_checkpoint(path, space)
+    if ckpt.get("space") is None or "model" not in ckpt:
+        raise ConfigError(f"{path} holds a static model, not a supernet; pass a supernet training checkpoint")
+    space = space_from_checkpoint(ckpt)
+    state = ckpt["model"]
+    if ema and ckpt.get("ema"):  # ModelEmaV3 keys: "module." + the model's own
+        state = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    model = Supernet(space)
+    model.load_state_dict(state)
+    return TrainedSupernet(model.to(device).eval(), space, config_from_dict(ckpt["config"]), ckpt["epoch"])

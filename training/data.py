@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from timm.data import ImageDataset, Mixup, create_loader
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 from training.config import DataCfg
 from training.digits import load_digits_split
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 
 NUM_DIGITS = 1797
 SPLITS = {"test": (0, 360), "holdout": (360, 540), "train": (540, NUM_DIGITS)}

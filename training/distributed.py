@@ -29,7 +29,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     """Read torchrun's environment; join the process group (NCCL on CUDA, gloo on CPU)."""
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if device == "cuda" and not torch.cuda.is_available():
-        from search_space.errors import ConfigError
+        from common.errors import ConfigError
 
         raise ConfigError("device=cuda was requested but no CUDA device is available; use device=auto or cpu")
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.files import atomic_write_text
+from common.logs import setup_logging as common_setup_logging
 from search_space.config import SubnetConfig
 from search_space.space import SearchSpace
-from training.checkpoint import atomic_write_text, save_checkpoint
+from training.checkpoint import save_checkpoint
 from training.config import TrainConfig
 from training.data import Loaders
 from training.distributed import DistInfo, barrier
@@ -48,18 +49,10 @@ def seed_epoch(seed: int, rank: int, epoch: int) -> None:
 
 def setup_logging(output: Path, info: DistInfo) -> None:
     """Log to stderr and, on rank 0, to ``<output>/train.log``; other ranks only warn."""
-    root = logging.getLogger("mcunas")
-    root.handlers.clear()
-    root.setLevel(logging.INFO if info.is_main else logging.WARNING)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(fmt)
-    root.addHandler(stream)
     if info.is_main:
-        output.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(output / "train.log")
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
+        common_setup_logging(output / "train.log")
+    else:
+        common_setup_logging(level=logging.WARNING)
 
 
 def _wandb(cfg: TrainConfig, output: Path, info: DistInfo):

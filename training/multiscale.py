@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from common.errors import ConfigError
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 
 _STREAM = 0x5CA1E  # separates these draws from the other per-step generators
 

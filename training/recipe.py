@@ -14,7 +14,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from torch import nn
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 from training.config import TrainConfig
 from training.distributed import DistInfo
 

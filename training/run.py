@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import ConfigError
+from common.files import atomic_write_text, prepare_output
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 from search_space.space import SearchSpace, load_space
 from search_space.static import init_qkv_
 from search_space.supernet import Supernet
-from training.checkpoint import atomic_write_text, load_checkpoint, prepare_output
+from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, check_resume, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed

@@ -12,8 +12,9 @@ from typing import Any
 
 from torch import nn
 
-from search_space.errors import ConfigError
-from training.checkpoint import load_checkpoint, prepare_output
+from common.errors import ConfigError
+from common.files import prepare_output
+from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, check_resume, save_config
 from training.data import build_loaders
 from training.distributed import barrier, cleanup, init_distributed

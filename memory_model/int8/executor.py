@@ -8,15 +8,19 @@ overwriting writes each output row over its input row in place. Register-level v
 that never outlive the element or row they belong to; whole-matrix numpy temporaries are
 used only where the destination does not alias any source still to be read, which makes
 them equivalent to element-by-element loops. Weights come from ``model.flash`` or, with
-``weights_in_sram``, are first copied into the op's staging buffer in the arena.
+``weights_in_sram``, are first copied into the op's staging buffer in the arena. With
+``input="stream"`` the image never enters the arena whole: the patch embedding pulls one
+row of patches at a time from a source callback into its band buffer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from memory_model.int8.arena import Arena
 from memory_model.int8.intops import (
     activation_int8,
@@ -27,7 +31,6 @@ from memory_model.int8.intops import (
 )
 from memory_model.int8.quant import QuantViT
 from memory_model.mcu import SUBKERNEL, Op, align4, build_ops
-from search_space.errors import ConfigError
 
 LN_EPS = 1e-6
 
@@ -41,8 +44,14 @@ class Int8Result:
 
 
 class _Runner:
-    def __init__(self, model: QuantViT, arena: Arena, sram: bool) -> None:
-        self.m, self.cfg, self.a, self.sram = model, model.cfg, arena, sram
+    def __init__(
+        self,
+        model: QuantViT,
+        arena: Arena,
+        sram: bool,
+        source: Callable[[int, int], np.ndarray] | None = None,
+    ) -> None:
+        self.m, self.cfg, self.a, self.sram, self.source = model, model.cfg, arena, sram, source
         self.f, self.s = model.flash, model.act_scale
         self.n, self.e = self.cfg.num_tokens, self.cfg.embed_dim
 
@@ -83,9 +92,36 @@ class _Runner:
         self.a.view("I", np.uint8, image.size)[:] = image.reshape(-1)
 
     def patch_embed(self, op: Op, image: np.ndarray) -> None:
+        img, c = self.cfg.img_size, self.cfg.in_chans
+        pix = self.a.view("I", np.uint8, img * img * c).reshape(img, img, c)
+        self._embed(lambda gy: (pix, 0))
+
+    def patch_embed_stream(self, op: Op, image: np.ndarray) -> None:
+        """Pull one row of patches at a time from the source into the band buffer I."""
+        p, img, c = self.cfg.patch_size, self.cfg.img_size, self.cfg.in_chans
+        rows = op.args["band_rows"]
+        band = self.a.view("I", np.uint8, rows * img * c).reshape(rows, img, c)
+
+        def fetch(gy: int) -> tuple[np.ndarray, int]:
+            y0 = gy * p
+            y1 = min(y0 + rows, img)
+            if y0 < y1:  # a row of patches wholly in the padding needs no pixels
+                got = np.asarray(self.source(y0, y1))
+                if got.shape != (y1 - y0, img, c) or got.dtype != np.uint8:
+                    raise ConfigError(
+                        f"input source returned {got.dtype} {got.shape} for rows [{y0}, {y1}); "
+                        f"it must return uint8 of shape {(y1 - y0, img, c)}"
+                    )
+                band[: y1 - y0] = got
+            return band, y0
+
+        self._embed(fetch)
+
+    def _embed(self, rows_of: Callable[[int], tuple[np.ndarray, int]]) -> None:
+        """Patch embedding, token by token; ``rows_of(gy)`` gives the pixels holding grid row
+        ``gy`` and the image row its first row is."""
         cfg, e = self.cfg, self.e
         p, g, img, c = cfg.patch_size, cfg.grid_size, cfg.img_size, cfg.in_chans
-        pix = self.a.view("I", np.uint8, img * img * c).reshape(img, img, c)
         x = self.mat("X", self.n, e)
         acc = self.a.view("acc", np.int32, e)
         w_full, s_w = self.f["patch_embed.w"], self.f["patch_embed.w_scale"]
@@ -100,24 +136,29 @@ class _Runner:
             x[0] = self.f["cls_q"]
         mult = (self.s["image"] * s_w) / self.s["x0"]
         pos = self.f["pos_q"].astype(np.int64)
-        for t in range(g * g):
-            gy, gx = divmod(t, g)
-            acc[:] = bias
-            for ky in range(0, p, SUBKERNEL):
-                for kx in range(0, p, SUBKERNEL):
-                    y0, x0 = gy * p + ky, gx * p + kx
-                    kh, kw = min(SUBKERNEL, p - ky), min(SUBKERNEL, p - kx)
-                    vh, vw = min(kh, img - y0), min(kw, img - x0)  # virtual zero padding
-                    if vh <= 0 or vw <= 0:
-                        continue
-                    sub = w_full[:, ky : ky + kh, kx : kx + kw, :]
-                    if self.sram:
-                        nbytes = sub.size
-                        raw[4 * e : 4 * e + nbytes] = np.ascontiguousarray(sub).reshape(-1).view(np.uint8)
-                        sub = raw[4 * e : 4 * e + nbytes].view(np.int8).reshape(e, kh, kw, c)
-                    patch = pix[y0 : y0 + vh, x0 : x0 + vw, :].astype(np.int64).reshape(-1)
-                    acc[:] += (sub[:, :vh, :vw, :].reshape(e, -1).astype(np.int64) @ patch).astype(np.int32)
-            x[off + t] = saturate_int8(requantize(acc, mult) + pos[t])
+        for gy in range(g):
+            pix, y_base = rows_of(gy)
+            for gx in range(g):
+                t = gy * g + gx
+                acc[:] = bias
+                for ky in range(0, p, SUBKERNEL):
+                    for kx in range(0, p, SUBKERNEL):
+                        y0, x0 = gy * p + ky, gx * p + kx
+                        kh, kw = min(SUBKERNEL, p - ky), min(SUBKERNEL, p - kx)
+                        vh, vw = min(kh, img - y0), min(kw, img - x0)  # virtual zero padding
+                        if vh <= 0 or vw <= 0:
+                            continue
+                        sub = w_full[:, ky : ky + kh, kx : kx + kw, :]
+                        if self.sram:
+                            nbytes = sub.size
+                            raw[4 * e : 4 * e + nbytes] = np.ascontiguousarray(sub).reshape(-1).view(np.uint8)
+                            sub = raw[4 * e : 4 * e + nbytes].view(np.int8).reshape(e, kh, kw, c)
+                        ys = y0 - y_base
+                        patch = pix[ys : ys + vh, x0 : x0 + vw, :].astype(np.int64).reshape(-1)
+                        acc[:] += (sub[:, :vh, :vw, :].reshape(e, -1).astype(np.int64) @ patch).astype(
+                            np.int32
+                        )
+                x[off + t] = saturate_int8(requantize(acc, mult) + pos[t])
 
     def layernorm(self, op: Op, image: np.ndarray) -> None:
         a = op.args
@@ -204,26 +245,34 @@ class _Runner:
 
 def run_int8(
     model: QuantViT,
-    image: np.ndarray,
+    image: np.ndarray | None,
     weights_in_sram: bool = False,
     arena_bytes: int | None = None,
     ops: list[Op] | None = None,
+    input: str = "whole",
+    source: Callable[[int, int], np.ndarray] | None = None,
 ) -> Int8Result:
     """Run one uint8 image (H, W, C) through ``model`` inside a byte arena.
 
     ``arena_bytes`` defaults to a loose bound (the sum of every allocation of the schedule);
     pass the analytic peak to check the schedule fits exactly. Raises `ArenaOverflowError`
-    when it does not.
+    when it does not. With ``input="stream"`` the image is read one row of patches at a time
+    through ``source(y0, y1)`` (uint8 rows ``[y0, y1)``, shape (y1 - y0, W, C)); without a
+    source the rows are cut from ``image``.
     """
     cfg = model.cfg
     shape = (cfg.img_size, cfg.img_size, cfg.in_chans)
-    if image.shape != shape or image.dtype != np.uint8:
+    if image is None and (input != "stream" or source is None):
+        raise ConfigError("no image: pass a uint8 image, or input='stream' with a source callback")
+    if image is not None and (image.shape != shape or image.dtype != np.uint8):
         raise ConfigError(f"image must be uint8 of shape {shape}, got {image.dtype} {image.shape}")
-    ops = build_ops(cfg, weights_in_sram) if ops is None else ops
+    if source is None and image is not None:
+        source = lambda y0, y1: image[y0:y1]  # noqa: E731
+    ops = build_ops(cfg, weights_in_sram, input=input) if ops is None else ops
     if arena_bytes is None:
         arena_bytes = sum(n for op in ops for _, n, _ in op.alloc)
     arena = Arena(arena_bytes)
-    runner = _Runner(model, arena, weights_in_sram)
+    runner = _Runner(model, arena, weights_in_sram, source)
     used = []
     for op in ops:
         for name, nbytes, side in op.alloc:

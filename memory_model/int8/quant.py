@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from memory_model.int8.intops import layernorm_consts
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 
 IMAGE_SCALE = 1.0 / 255
 PROB_SCALE = 1.0 / 255

@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
-from memory_model.budget import format_bytes
-from search.evolve_config import SpaceEvolutionConfig
+from common.errors import ConfigError
+from common.files import atomic_copy, atomic_write_text, prepare_output
 from search.launch import make_launcher
-from search.point_eval import CKPT_FILE, RESULT_FILE, score_without_training, write_job
-from search.space_evolution import (
+from search.space.config import SpaceEvolutionConfig
+from search.space.loop import (
     EvolutionSettings,
     Grid,
     Point,
@@ -41,10 +41,9 @@ from search.space_evolution import (
     VisitRequest,
     initial_points,
 )
-from search_space.errors import ConfigError
+from search.space.visit import CKPT_FILE, RESULT_FILE, score_without_training, write_job
 from search_space.space import SearchSpace
 from search_space.svd_init import check_dense_source
-from training.checkpoint import atomic_copy, atomic_write_text, prepare_output
 from training.config import TrainConfig
 from training.run import resolve_space
 
@@ -64,16 +63,7 @@ class EvolveRun:
         self.base: SearchSpace = resolve_space(train.space)
         self.grid = Grid.from_space(self.base)
         self.train_dict = _absolute_paths(train.to_dict())
-        self.score = {
-            "budget_bytes": cfg.budget_bytes(),
-            "flash_budget_bytes": cfg.flash_budget_bytes(),
-            "schedule": cfg.score.schedule,
-            "weights_in_sram": cfg.score.weights_in_sram,
-            "eta": cfg.score.eta,
-            "eval_subnets": cfg.score.eval_subnets,
-            "eval_pool": cfg.score.eval_pool,
-            "r_samples": cfg.score.r_samples,
-        }
+        self.score = cfg.score.settings()  # typed; the budget is required here
         self.pretrain_dir, self.pretrain_dict = _pretraining(cfg, train, self.base)
         self.settings = cfg.settings()
         initial_points(self.grid, self.settings)  # off-grid points fail here, before anything is written
@@ -81,20 +71,15 @@ class EvolveRun:
         if not any(self.fits(pt) for pt in self.grid.points()):  # before any training is started
             raise ConfigError(
                 f"no point of the grid (rank_ratio {list(self.grid.rank_ratio)}, patch_size "
-                f"{list(self.grid.patch_size)}) has a subnet within {format_bytes(self.score['budget_bytes'])}"
-                + (
-                    ""
-                    if cfg.score.flash_budget is None
-                    else f" and flash {format_bytes(self.score['flash_budget_bytes'])}"
-                )
-                + f" under the {cfg.score.schedule} schedule; raise --budget or use a smaller space"
+                f"{list(self.grid.patch_size)}) has a subnet within {self.score.constraint.describe()}; "
+                "raise --budget or use a smaller space"
             )
         recipe = _portable(self.train_dict)
         fingerprint = {
             "grid": [list(self.grid.rank_ratio), list(self.grid.patch_size)],
             "space": self.base.to_dict(),
             "settings": _settings_fingerprint(self.settings),
-            "score": self.score,
+            "score": self.score.to_dict(),
             "recipe": recipe,
             "init": "random among points with a subnet within budget",  # the rule behind random starts
         }
@@ -178,9 +163,9 @@ class EvolveRun:
         atomic_write_text(chosen_dir / "space.yaml", yaml.safe_dump(space.to_dict(), sort_keys=False))
         out = {
             **result,
-            "budget_bytes": self.score["budget_bytes"],
-            "flash_budget_bytes": self.score["flash_budget_bytes"],
-            "eta": self.score["eta"],
+            "budget_bytes": self.score.budget_bytes,
+            "flash_budget_bytes": self.score.flash_budget_bytes,
+            "eta": self.score.eta,
             "space": space.to_dict(),
             "supernet_checkpoint": str(chosen_dir / CKPT_FILE),
             "pretrained_checkpoint": None if pretrained is None else str(pretrained),
@@ -188,7 +173,7 @@ class EvolveRun:
         }
         atomic_write_text(self.output / "result.json", json.dumps(out, indent=1))
         atomic_write_text(self.output / "trajectory.csv", trajectory_csv(self.evolution.trajectory))
-        from search.evolve_plot import plot_scores
+        from search.space.plot import plot_scores
 
         plot_scores(self.evolution.state(), self.grid, self.output / "score_grid.png")
         return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 
 
 class _StrictLoader(yaml.SafeLoader):

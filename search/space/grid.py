@@ -4,7 +4,7 @@ loop's plain data.
 A space point is a pair of grid indices (rank-ratio index, patch-size index); `Grid` maps them
 to values and spaces. `local_fit` and `move_steps` are MCUFormer's update, pure functions of
 scores; `climb_segments` and `path_text` present a trajectory (one segment per climb).
-`EvolutionSettings`, `VisitRequest` and `PointRecord` are what `search.space_evolution`'s loop
+`EvolutionSettings`, `VisitRequest` and `PointRecord` are what `search.space.loop`'s loop
 is configured with, asks a launcher for and keeps per point; `initial_points` picks its starts.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
-from search_space.errors import ConfigError
+from common.errors import ConfigError
 from search_space.space import SearchSpace
 
 Point = tuple[int, int]  # (rank-ratio index, patch-size index)
@@ -121,11 +121,11 @@ def path_text(keys: list[str], climbs: list[int] | None, arrow: str = " -> ") ->
 
 @dataclass(frozen=True)
 class EvolutionSettings:
-    """Hyperparameters of the evolution loop (see `search.space_evolution`'s docstring)."""
+    """Hyperparameters of the evolution loop (see `search.space.loop`'s docstring)."""
 
     epochs_per_visit: int = 2  # t
     neighbours: int = 3  # k, the point itself included
-    threshold: tuple[float, float] = (0.01, 0.01)  # h per axis, in S per grid step
+    threshold: float | tuple[float, float] = 0.01  # h per axis (one value: both), in S per grid step
     max_move: int | None = 1  # grid steps per axis and step; None = unlimited
     max_steps: int = 6
     max_total_epochs: int | None = None
@@ -136,6 +136,10 @@ class EvolutionSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        h = self.threshold
+        object.__setattr__(
+            self, "threshold", tuple(map(float, h if isinstance(h, (tuple, list)) else (h, h)))
+        )
         checks = [
             (self.epochs_per_visit >= 1, "epochs_per_visit must be >= 1"),
             (self.neighbours >= 1, "neighbours must be >= 1"),

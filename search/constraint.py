@@ -1,20 +1,69 @@
-"""The search's constraint: peak SRAM (memory model) within the budget, optionally flash and
-parameter limits. A plain callable ``constraint(cfg) -> bool``, cached per config; it knows
-nothing about training or accuracy."""
+"""The one memory constraint of both searches: peak SRAM (memory model) within the budget,
+optionally flash and parameter limits. `MemoryConstraint` is a plain callable
+``constraint(cfg) -> bool`` (cached per config) with a vectorised `fits_batch` for many configs
+at once (the space evolution's pools and R); it knows nothing about training or accuracy.
+`ConstraintCfg` is its YAML section: budgets are parsed into bytes when the config is read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from memory_model import SCHEDULES, flash_bytes, format_bytes, peak_bytes_batch, peak_sram, sample_batch
+from common.errors import ConfigError
+from memory_model import flash_bytes, format_bytes, get_schedule, peak_bytes_batch, peak_sram, sample_batch
+from memory_model.batch import encode_configs
+from memory_model.budget import parse_budget
+from memory_model.schedules import BATCHED as BATCHED_SCHEDULES
 from search_space.config import SubnetConfig
 from search_space.counting import count_params
-from search_space.errors import ConfigError
 from search_space.space import SearchSpace
 
 MIN_PEAK_SAMPLES = 20_000  # vectorised draws used to name the smallest peak of a space
+
+
+def _bytes(value: int | str | None, what: str) -> int | None:
+    """A budget as bytes: ints pass (bools refused), text goes through `parse_budget`."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        return parse_budget(value)
+    raise ConfigError(f"{what} must be a size such as '320KB' or a number of bytes, got {value!r}")
+
+
+@dataclass
+class ConstraintCfg:
+    """YAML section of a memory constraint; ``budget``/``flash_budget`` may be written as text
+    ('320KB') and hold bytes once read."""
+
+    budget: int | str | None = "320KB"  # peak SRAM; KB = KiB = 1024 bytes
+    flash_budget: int | str | None = None  # null = no flash limit
+    max_params: int | None = None
+    min_params: int | None = None
+    schedule: str = "mcu"  # memory schedule: mcu | paper | tflm
+    weights_in_sram: bool = True  # mcu: weights staged in SRAM per op (the paper's assumption)
+
+    def __post_init__(self) -> None:
+        self.budget = _bytes(self.budget, "budget")
+        self.flash_budget = _bytes(self.flash_budget, "flash_budget")
+
+    def constraint(self) -> MemoryConstraint:
+        if self.budget is None:
+            raise ConfigError(
+                "no SRAM budget: pass --budget (e.g. --budget 320KB) or set the budget in the config"
+            )
+        return MemoryConstraint(
+            sram_budget_bytes=self.budget,
+            schedule=self.schedule,
+            weights_in_sram=self.weights_in_sram,
+            flash_budget_bytes=self.flash_budget,
+            max_params=self.max_params,
+            min_params=self.min_params,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -30,8 +79,7 @@ class MemoryConstraint:
     _cache: dict[SubnetConfig, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown memory schedule '{self.schedule}'; choose one of {list(SCHEDULES)}")
+        get_schedule(self.schedule)  # an unknown name is a one-line error
         if self.sram_budget_bytes <= 0:
             raise ConfigError(f"the SRAM budget must be positive, got {self.sram_budget_bytes} bytes")
         for name in ("flash_budget_bytes", "max_params", "min_params"):
@@ -51,6 +99,24 @@ class MemoryConstraint:
             self._cache[cfg] = self._check(cfg)
         return self._cache[cfg]
 
+    def fits_batch(self, configs: Sequence[SubnetConfig]) -> np.ndarray:
+        """`__call__` for many configs at once (bool array): peaks vectorised where the schedule
+        has a batched form, the same answers as the scalar check."""
+        if not configs:
+            return np.zeros(0, dtype=bool)
+        if self.schedule in BATCHED_SCHEDULES:
+            peaks = peak_bytes_batch(encode_configs(configs), self.schedule, self.weights_in_sram)
+        else:
+            peaks = np.array([self.peak_bytes(c) for c in configs])
+        ok = peaks <= self.sram_budget_bytes
+        if self.flash_budget_bytes is not None:
+            ok &= np.array([flash_bytes(c) for c in configs]) <= self.flash_budget_bytes
+        if self.max_params is not None or self.min_params is not None:
+            params = np.array([count_params(c) for c in configs])
+            ok &= params <= (self.max_params if self.max_params is not None else np.inf)
+            ok &= params >= (self.min_params if self.min_params is not None else 0)
+        return ok
+
     def _check(self, cfg: SubnetConfig) -> bool:
         if self.max_params is not None or self.min_params is not None:
             params = count_params(cfg)
@@ -66,7 +132,7 @@ class MemoryConstraint:
         """The smallest peak in ``space``: min_config's peak, lowered by any smaller one among
         ``MIN_PEAK_SAMPLES`` vectorised random draws (``mcu``/``paper`` schedules)."""
         smallest = self.peak_bytes(space.min_config())
-        if self.schedule in ("mcu", "paper"):
+        if self.schedule in BATCHED_SCHEDULES:
             batch = sample_batch(space, np.random.default_rng(seed), MIN_PEAK_SAMPLES)
             peaks = peak_bytes_batch(batch, self.schedule, self.weights_in_sram)
             smallest = min(smallest, int(peaks.min()))

@@ -63,7 +63,9 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 from tqdm import tqdm
 
-from search.space_grid import (
+from common.errors import ConfigError
+from common.files import atomic_write_text
+from search.space.grid import (
     EvolutionSettings,
     Fit,
     Grid,
@@ -78,10 +80,8 @@ from search.space_grid import (
     move_steps,
     path_text,
 )
-from search_space.errors import ConfigError
-from training.checkpoint import atomic_write_text
 
-__all__ = [  # the grid, the fit and the settings live in search.space_grid; importable from here too
+__all__ = [  # the grid, the fit and the settings live in search.space.grid; importable from here too
     "EvolutionSettings", "Fit", "Grid", "Point", "PointRecord", "SpaceEvolution", "TrainFn", "VisitRequest",
     "climb_segments", "climb_trail", "initial_points", "local_fit", "move_steps", "path_text",
 ]  # fmt: skip

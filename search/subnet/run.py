@@ -14,34 +14,25 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from memory_model import parse_budget
-from search.constraints import MemoryConstraint
-from search.evolution import SearchResult, SearchSettings, run_search
-from search.report import pareto_plot, subnet_report
-from search.subnet_eval import SupernetEvaluator
-from search_space.errors import ConfigError
-from training.checkpoint import atomic_write_text, prepare_output
-from training.config import build_strict, read_config_mapping
+from common.config import build_strict, read_config_mapping
+from common.errors import ConfigError
+from common.files import atomic_write_text, prepare_output
+from search.constraint import ConstraintCfg, MemoryConstraint
+from search.subnet.evaluator import SupernetEvaluator
+from search.subnet.evolution import SearchResult, SearchSettings, run_search
+from search.subnet.report import pareto_plot, subnet_report
+from search_space.config import SubnetConfig
 
 log = logging.getLogger("mcunas.search")
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "search"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "search"
 DEFAULT_SUPERNET = "runs/evolve_space/chosen/checkpoint.pth"
-
-
-@dataclass
-class ConstraintCfg:
-    budget: str | int = "320KB"  # peak SRAM budget; KB = KiB = 1024 bytes
-    flash_budget: str | int | None = None  # null = no flash limit
-    max_params: int | None = None
-    min_params: int | None = None
-    schedule: str = "mcu"  # memory schedule of the constraint: mcu | paper | tflm
-    weights_in_sram: bool = True  # mcu schedule: weights copied to SRAM (the paper's assumption)
 
 
 @dataclass
@@ -75,29 +66,12 @@ def load_search_config(path: str | Path | None, overrides: list[str] = ()) -> Se
     path = Path(path) if path is not None else CONFIG_DIR / "default.yaml"
     data = read_config_mapping(path, overrides, what="search config")
     cfg = build_strict(SearchRunConfig, data)
-    build_constraint(cfg.constraint)  # validates budgets and limits
+    cfg.constraint.constraint()  # validates budgets and limits
     if cfg.finetune.epochs < 0:
         raise ConfigError(f"finetune.epochs must be >= 0, got {cfg.finetune.epochs}")
     if cfg.finetune.layout not in ("nchw", "nhwc"):
         raise ConfigError(f"finetune.layout must be nchw or nhwc, got {cfg.finetune.layout!r}")
     return cfg
-
-
-def _bytes(value: str | int | None) -> int | None:
-    if value is None:
-        return None
-    return value if isinstance(value, int) else parse_budget(value)
-
-
-def build_constraint(c: ConstraintCfg) -> MemoryConstraint:
-    return MemoryConstraint(
-        sram_budget_bytes=_bytes(c.budget),
-        schedule=c.schedule,
-        weights_in_sram=c.weights_in_sram,
-        flash_budget_bytes=_bytes(c.flash_budget),
-        max_params=c.max_params,
-        min_params=c.min_params,
-    )
 
 
 def _check_output(cfg: SearchRunConfig, output: Path, restart: bool) -> None:
@@ -113,11 +87,17 @@ def _check_output(cfg: SearchRunConfig, output: Path, restart: bool) -> None:
         )
 
 
-def run_pipeline(cfg: SearchRunConfig, *, restart: bool = False) -> dict[str, Any]:
-    """Search (resuming when the output holds the same search), report, optionally finetune
-    and export. Everything that can be refused is checked before anything is written."""
+Finish = Callable[[dict[str, Any], SubnetConfig, SupernetEvaluator, "SearchRunConfig"], dict[str, Any]]
+
+
+def run_subnet_search(
+    cfg: SearchRunConfig, *, restart: bool = False, finish: Finish | None = None
+) -> dict[str, Any]:
+    """Search (resuming when the output holds the same search) and report; then ``finish``
+    (summary, best subnet, evaluator, config) -> summary, if given, e.g. finetuning and export.
+    Everything that can be refused is checked before anything is written."""
     output = Path(cfg.output)
-    constraint = build_constraint(cfg.constraint)
+    constraint = cfg.constraint.constraint()
     if Path(cfg.supernet).is_dir():
         raise ConfigError(
             f"supernet checkpoint {cfg.supernet} is a directory; pass its checkpoint file "
@@ -143,28 +123,8 @@ def run_pipeline(cfg: SearchRunConfig, *, restart: bool = False) -> dict[str, An
         evaluator.space, constraint, evaluator.holdout_top1, cfg.search, output=output, progress=cfg.progress
     )
     summary = report_result(result, evaluator, constraint, output)
-    if cfg.finetune.epochs > 0:
-        from deploy.finetune import artifacts_text, export_artifacts, finetune_subnet
-
-        model, ft = finetune_subnet(
-            evaluator.extract(result.best),
-            result.best,
-            evaluator.train_cfg,
-            cfg.finetune.epochs,
-            output / "finetune",
-        )
-        art = export_artifacts(model, result.best, output, cfg.finetune.layout)
-        summary["finetune"] = {
-            "epochs": cfg.finetune.epochs,
-            "holdout_top1": ft["holdout_top1"]["model"],
-            "test_top1": ft["test_top1"]["model"],
-            "checkpoint": ft["checkpoint"],
-        }
-        summary["artifacts"] = art
-        summary["text"] += (
-            f"\nfinetuned {cfg.finetune.epochs} epoch(s) with the supernet's recipe: holdout top-1 {summary['finetune']['holdout_top1']:.2f}%, "
-            f"test top-1 {summary['finetune']['test_top1']:.2f}%\n" + artifacts_text(art, output)
-        )
+    if finish is not None:  # e.g. deploy.finetune.finetune_best: finetune and export the best subnet
+        summary = finish(summary, result.best, evaluator, cfg)
         _write_report(summary, output)
     return summary
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,13 @@ import numpy as np
 import torch
 import yaml
 
-from memory_model.batch import encode_configs, peak_bytes_batch, share_within_budget
-from memory_model.flash import flash_bytes
+from common.files import atomic_write_text
+from memory_model.schedules import BATCHED as BATCHED_SCHEDULES
+from memory_model.schedules import share_within_budget
+from search.constraint import MemoryConstraint
 from search_space.config import SubnetConfig
 from search_space.space import SearchSpace
-from training.checkpoint import atomic_write_text, load_checkpoint
+from training.checkpoint import load_supernet
 
 JOB_FILE, RESULT_FILE, CKPT_FILE = "job.json", "result.json", "checkpoint.pth"
 
@@ -44,37 +48,65 @@ def score_rng(seed: int, salt: int) -> np.random.Generator:
     return np.random.default_rng([seed, salt])
 
 
-def fits_mask(configs: list[SubnetConfig], score: dict[str, Any]) -> np.ndarray:
-    peak = peak_bytes_batch(encode_configs(configs), score["schedule"], score["weights_in_sram"])
-    ok = peak <= score["budget_bytes"]
-    if score.get("flash_budget_bytes") is not None:
-        ok &= np.array([flash_bytes(c) for c in configs]) <= score["flash_budget_bytes"]
-    return ok
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How a visited point is scored, as ``job.json`` records it (bytes, not text)."""
+
+    budget_bytes: int
+    flash_budget_bytes: int | None = None
+    schedule: str = "mcu"
+    weights_in_sram: bool = True
+    eta: float = 1.0  # S = A + eta * R
+    eval_subnets: int = 8  # in-budget subnets whose mean holdout top-1 is A
+    eval_pool: int = 2000  # seeded draws they are found in
+    r_samples: int = 10000  # Monte Carlo samples of R when the point is too large to enumerate
+    max_params: int | None = None
+    min_params: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreSettings:
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @cached_property
+    def constraint(self) -> MemoryConstraint:
+        return MemoryConstraint(
+            self.budget_bytes, self.schedule, self.weights_in_sram, self.flash_budget_bytes,
+            self.max_params, self.min_params,
+        )  # fmt: skip
 
 
-def fitting_subnets(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[list[SubnetConfig], int]:
+def fitting_subnets(space: SearchSpace, score: ScoreSettings, seed: int) -> tuple[list[SubnetConfig], int]:
     """The first ``eval_subnets`` in-budget subnets of a seeded pool, and how many the pool held."""
     rng = score_rng(seed, 11)
-    pool = [space.sample(rng) for _ in range(score["eval_pool"])]
-    ok = fits_mask(pool, score)
+    pool = [space.sample(rng) for _ in range(score.eval_pool)]
+    ok = score.constraint.fits_batch(pool)
     fit = [c for c, k in zip(pool, ok, strict=True) if k]
-    return fit[: score["eval_subnets"]], int(ok.sum())
+    return fit[: score.eval_subnets], int(ok.sum())
 
 
-def share(space: SearchSpace, score: dict[str, Any], seed: int) -> tuple[float, str]:
-    """R and how it was obtained."""
+def share(space: SearchSpace, score: ScoreSettings, seed: int) -> tuple[float, str]:
+    """R and how it was obtained: exact or sampled for an SRAM budget alone (batched schedules),
+    else the share of ``r_samples`` draws that meet every limit."""
     rng = score_rng(seed, 13)
-    if score.get("flash_budget_bytes") is None:
+    sram_only = score.flash_budget_bytes is None and score.max_params is None and score.min_params is None
+    if sram_only and score.schedule in BATCHED_SCHEDULES:
         est = share_within_budget(
-            space, score["budget_bytes"], score["schedule"], rng, score["r_samples"],
-            weights_in_sram=score["weights_in_sram"],
-        )  # fmt: skip
+            space,
+            score.budget_bytes,
+            score.schedule,
+            rng,
+            score.r_samples,
+            weights_in_sram=score.weights_in_sram,
+        )
         return est.share, est.method
-    draws = [space.sample(rng) for _ in range(score["r_samples"])]
-    return float(fits_mask(draws, score).mean()), "sampling (SRAM and flash)"
+    draws = [space.sample(rng) for _ in range(score.r_samples)]
+    return float(score.constraint.fits_batch(draws).mean()), "sampling (every limit)"
 
 
-def score_without_training(space: SearchSpace, score: dict[str, Any], seed: int) -> dict[str, Any] | None:
+def score_without_training(space: SearchSpace, score: ScoreSettings, seed: int) -> dict[str, Any] | None:
     """The score of a point none of whose pool subnets fits the budget: A = 0 whatever its
     weights, so S = eta * R is known without training. ``None`` when some subnet fits."""
     subnets, fit_in_pool = fitting_subnets(space, score, seed)
@@ -84,10 +116,10 @@ def score_without_training(space: SearchSpace, score: dict[str, Any], seed: int)
     return {
         "A": 0.0,
         "R": r,
-        "S": score["eta"] * r,
+        "S": score.eta * r,
         "A_max": None,
         "R_method": method,
-        "fit_in_pool": f"{fit_in_pool}/{score['eval_pool']}",
+        "fit_in_pool": f"{fit_in_pool}/{score.eval_pool}",
         "trained": False,
     }
 
@@ -102,21 +134,16 @@ def score_job(
 ) -> dict[str, Any]:
     """A, R and S of a trained point (rank 0 only): on the holdout split with the subnets drawn
     by the job's training seed (as a visit scores), or on another split / subnet draw."""
-    from search_space.supernet import Supernet
     from training.config import load_config
     from training.data import build_loaders
     from training.engine import evaluate
 
     cfg = load_config(job_dir / "train.yaml")
     space = SearchSpace.from_dict(cfg.space)
-    score, seed = spec["score"], cfg.seed if sample_seed is None else sample_seed
-    ckpt = load_checkpoint(job_dir / CKPT_FILE, space)
+    score, seed = ScoreSettings.from_dict(spec["score"]), cfg.seed if sample_seed is None else sample_seed
     device = _eval_device(cfg.device)
-    model = Supernet(space).to(device)
-    state = ckpt["model"]
-    if ckpt.get("ema"):
-        state = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
-    model.load_state_dict(state)
+    trained = load_supernet(job_dir / CKPT_FILE, space, device=device)
+    model = trained.model
     subnets, fit_in_pool = fitting_subnets(space, score, seed)
     loader = getattr(build_loaders(cfg.data, space.img_size, space.num_classes), split)
     named = {"max": space.max_config(), **{f"s{i}": c for i, c in enumerate(subnets)}}
@@ -126,23 +153,24 @@ def score_job(
     return {
         "A": a,
         "R": r,
-        "S": a + score["eta"] * r,
+        "S": a + score.eta * r,
         "A_max": top1["max"] / 100,
-        "eta": score["eta"],
+        "eta": score.eta,
         "R_method": method,
         "evaluated": {"split": split, "subnets": [c.to_dict() for c in subnets], "top1": top1},
-        "fit_in_pool": f"{fit_in_pool}/{score['eval_pool']}",
-        "epochs": ckpt["epoch"],
+        "fit_in_pool": f"{fit_in_pool}/{score.eval_pool}",
+        "epochs": trained.epoch,
         "checkpoint": CKPT_FILE,
     }
 
 
-def write_job(job_dir: Path, train_cfg: dict[str, Any], score: dict[str, Any] | None) -> None:
+def write_job(job_dir: Path, train_cfg: dict[str, Any], score: ScoreSettings | None) -> None:
     """Describe a job: the full training config (``train.yaml``) and the scoring (``job.json``;
     ``score: null`` for a job that only trains, like the dense supernet points start from)."""
     job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(job_dir / "train.yaml", yaml.safe_dump(train_cfg, sort_keys=False))
-    atomic_write_text(job_dir / JOB_FILE, json.dumps({"score": score}, indent=1))
+    record = None if score is None else score.to_dict()
+    atomic_write_text(job_dir / JOB_FILE, json.dumps({"score": record}, indent=1))
 
 
 def run_job(job_dir: str | Path) -> dict[str, Any] | None:

@@ -13,37 +13,24 @@ to-tensor and normalisation steps compute, so the floats are bit-identical to th
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 from timm.data.transforms import MaybePILToTensor, MaybeToTensor
 from torchvision import transforms
 
+from common.errors import ConfigError
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
-from search_space.space import SearchSpace
 from search_space.static import StaticViT
-from search_space.supernet import Supernet, extract_subnet
-from training.checkpoint import load_checkpoint
-from training.config import TrainConfig, load_config
+from search_space.supernet import extract_subnet
+from training.checkpoint import load_supernet
 from training.data import build_loaders
 from training.engine import evaluate
 
 PIXEL_LEVELS = 256
-
-
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """A `TrainConfig` from its dict form (as stored in checkpoints), validated strictly."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(data))
-        return load_config(path)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,22 +39,6 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
-
-
-def load_supernet(path: str | Path) -> tuple[Supernet, SearchSpace, TrainConfig]:
-    """Supernet (eval mode, EMA weights when the run kept an EMA), its space and its config."""
-    ckpt = load_checkpoint(path)
-    if ckpt.get("space") is None or "model" not in ckpt:
-        raise ConfigError(f"{path} holds a static model, not a supernet; pass a supernet training checkpoint")
-    space = SearchSpace.from_dict(ckpt["space"])
-    train_cfg = config_from_dict(ckpt["config"])
-    supernet = Supernet(space)
-    state = ckpt["model"]
-    ema = ckpt.get("ema")
-    if ema:
-        state = {k.removeprefix("module."): v for k, v in ema.items() if k.removeprefix("module.") in state}
-    supernet.load_state_dict(state)
-    return supernet.eval(), space, train_cfg
 
 
 def _label_dtype(num_classes: int) -> torch.dtype:
@@ -138,9 +109,9 @@ class SupernetEvaluator:
 
     def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
         self.checkpoint = str(checkpoint)
-        self.supernet, self.space, self.train_cfg = load_supernet(checkpoint)
         self.device = resolve_device(device)
-        self.supernet.to(self.device)
+        loaded = load_supernet(checkpoint, device=self.device)
+        self.supernet, self.space, self.train_cfg = loaded.model, loaded.space, loaded.config
         self._splits: dict[str, CachedSplit] = {}
 
     def _split(self, name: str) -> CachedSplit:

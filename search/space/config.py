@@ -3,22 +3,24 @@
 Sections: ``recipe`` (the training config every point's supernet uses, plus overrides),
 ``pretrain`` (the dense supernet every new point starts from by truncated SVD, if any),
 ``score`` (budget, memory schedule, eta, how A and R are sampled), ``evolve`` (the loop, see
-`search.space_evolution.EvolutionSettings`) and ``launch`` (how a visit's job runs).
+`search.space.loop.EvolutionSettings`) and ``launch`` (how a visit's job runs).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from memory_model.batch import SCHEDULES  # the schedules R can be scored with (vectorised)
-from memory_model.budget import parse_budget
+from common.config import build_strict, read_config_mapping
+from common.errors import ConfigError
+from memory_model.schedules import SCHEDULES
+from search.constraint import ConstraintCfg
 from search.launch import LAUNCHERS
-from search.space_evolution import EvolutionSettings
-from search_space.errors import ConfigError
-from training.config import TrainConfig, build_strict, load_config, read_config_mapping
+from search.space.loop import EvolutionSettings
+from search.space.visit import ScoreSettings
+from training.config import TrainConfig, load_config
 
 DEFAULT_CFG = "configs/evolve/digits-tiny.yaml"
 
@@ -38,28 +40,22 @@ class PretrainCfg:
 
 
 @dataclass
-class ScoreCfg:
-    budget: str | None = None  # SRAM budget, e.g. "320KB" (--budget overrides)
-    flash_budget: str | None = None  # optional flash budget (--flash-budget)
-    schedule: str = "mcu"  # peak-SRAM schedule of the memory model
-    weights_in_sram: bool = True  # the paper's assumption: weights are read from SRAM too
+class ScoreCfg(ConstraintCfg):
+    """The ``score`` section: the memory constraint (its budget from --budget) and how A and R
+    are sampled."""
+
+    budget: int | str | None = None  # SRAM budget, e.g. "320KB" (--budget sets it)
     eta: float = 1.0  # S = A + eta * R, A and R in [0, 1]
     eval_subnets: int = 8  # in-budget subnets whose mean holdout top-1 is A
     eval_pool: int = 2000  # subnets drawn to find them (bounded; vectorised memory check)
     r_samples: int = 10000  # Monte Carlo samples for R when the point is too large to enumerate
 
-
-@dataclass
-class EvolveCfg:
-    epochs_per_visit: int = 2
-    neighbours: int = 3
-    threshold: float | tuple[float, float] = 0.01
-    max_move: int | None = 1
-    max_steps: int = 6
-    max_total_epochs: int | None = None
-    num_init: int = 3
-    restarts: int = 0
-    final_epochs: int = 0
+    def settings(self) -> ScoreSettings:
+        c = self.constraint()  # the budget is required here
+        return ScoreSettings(
+            c.sram_budget_bytes, c.flash_budget_bytes, c.schedule, c.weights_in_sram, self.eta,
+            self.eval_subnets, self.eval_pool, self.r_samples, c.max_params, c.min_params,
+        )  # fmt: skip
 
 
 @dataclass
@@ -77,28 +73,14 @@ class SpaceEvolutionConfig:
     recipe: RecipeCfg = field(default_factory=RecipeCfg)
     pretrain: PretrainCfg = field(default_factory=PretrainCfg)
     score: ScoreCfg = field(default_factory=ScoreCfg)
-    evolve: EvolveCfg = field(default_factory=EvolveCfg)
+    evolve: EvolutionSettings = field(default_factory=EvolutionSettings)  # without seed/init_points:
     launch: LaunchCfg = field(default_factory=LaunchCfg)
     init_points: list | None = None  # [[ratio, patch], ...]; null = evolve.num_init random fitting ones
 
     def settings(self) -> EvolutionSettings:
-        e = self.evolve
-        h = e.threshold if isinstance(e.threshold, tuple) else (float(e.threshold),) * 2
+        """The loop's settings: the ``evolve`` section with the run's seed and initial points."""
         pts = None if self.init_points is None else tuple((float(r), int(p)) for r, p in self.init_points)
-        return EvolutionSettings(
-            epochs_per_visit=e.epochs_per_visit, neighbours=e.neighbours, threshold=tuple(map(float, h)),
-            max_move=e.max_move, max_steps=e.max_steps, max_total_epochs=e.max_total_epochs,
-            init_points=pts, num_init=e.num_init, restarts=e.restarts, final_epochs=e.final_epochs,
-            seed=self.seed,
-        )  # fmt: skip
-
-    def budget_bytes(self) -> int:
-        if self.score.budget is None:
-            raise ConfigError("no SRAM budget: pass --budget (e.g. --budget 320KB) or set score.budget")
-        return parse_budget(self.score.budget)
-
-    def flash_budget_bytes(self) -> int | None:
-        return None if self.score.flash_budget is None else parse_budget(self.score.flash_budget)
+        return replace(self.evolve, seed=self.seed, init_points=pts)
 
     def train_config(self) -> TrainConfig:
         """The recipe with its overrides (validated strictly by `training.config`)."""
@@ -151,10 +133,6 @@ def _check(cfg: SpaceEvolutionConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
-    if s.budget is not None:
-        parse_budget(s.budget)
-    if s.flash_budget is not None:
-        parse_budget(s.flash_budget)
     if cfg.init_points is not None:
         ok = isinstance(cfg.init_points, list) and all(
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], (int, float)) and isinstance(p[1], int)
@@ -170,6 +148,9 @@ def _check(cfg: SpaceEvolutionConfig) -> None:
 def load_evolve_config(path: str | Path | None, overrides: list[str] = ()) -> SpaceEvolutionConfig:
     """Read the YAML (default: the digits-tiny preset), apply overrides, validate strictly."""
     data = read_config_mapping(Path(path or DEFAULT_CFG), overrides)
+    for key in ("seed", "init_points"):  # run-level settings the loop receives from the top level
+        if isinstance(data.get("evolve"), dict) and key in data["evolve"]:
+            raise ConfigError(f"'evolve.{key}' is set at the top level of the config: use '{key}'")
     init_points = data.pop("init_points", None)
     cfg = build_strict(SpaceEvolutionConfig, data, "")
     cfg.init_points = init_points

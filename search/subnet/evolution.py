@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from common.errors import ConfigError
+from common.files import atomic_write_text
 from search_space.config import SubnetConfig
-from search_space.errors import ConfigError
 from search_space.space import SearchSpace
-from training.checkpoint import atomic_write_text
 
 log = logging.getLogger("mcunas.search")
 ALGORITHMS = ("evolution", "random")

@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from search.space_evolution import Grid, Point, climb_trail
-from training.checkpoint import _atomic
+from common.files import atomic_write
+from search.space.loop import Grid, Point, climb_trail
 
 _PYPLOT = threading.Lock()  # pyplot's figure registry is global; runs may plot from threads
 PATH_COLOURS = ("red", "deepskyblue", "magenta", "orange", "lime", "white", "sienna", "black")
@@ -78,7 +78,7 @@ def plot_grid(
         ax.set_ylabel("low-rank ratio")
         ax.set_title(title)
         fig.tight_layout()
-        _atomic(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110))
+        atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110))
         plt.close(fig)
 
 
