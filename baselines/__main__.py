@@ -73,7 +73,7 @@ def _to_train(rows: list[dict], specs: tuple, budgets: list[int]) -> list[dict]:
     chosen: dict[tuple[str, int], dict] = {}
     for budget in budgets:
         for spec in specs:
-            fitting = [r for r in rows if r["model"] == spec.name and r["peak_bytes"] <= budget]
+            fitting = [r for r in rows if r["model"] == spec.name and r["arena_bytes"] <= budget]
             if fitting:
                 best = max(fitting, key=lambda r: r["img_size"])
                 chosen[(best["model"], best["img_size"])] = best

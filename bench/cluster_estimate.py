@@ -23,13 +23,17 @@ of them for the search, the 50,000 val images as the test split):
 
 Where the code runs work on one process, the estimate does too: holdout evaluation during
 training and a visit's scoring run on rank 0 while the other GPUs wait, and
-`evolution_search.py` (search and finetune) is a single-process job on one GPU. Space
-evolution runs its visits one at a time, each on ``launch.nproc`` GPUs. So wall-clock =
-parallel FLOPs / (GPUs x peak x MFU) + rank-0 FLOPs / (peak x MFU); GPU-hours = wall-clock x
-the GPUs the stage holds. At these tiny per-image costs the input pipeline (JPEG decoding and
+finetuning is a single-process job on one GPU, the search one too unless ``--search-ranks N``
+shards its candidates over N torchrun ranks. Space evolution runs each visit on
+``launch.nproc`` GPUs (``launch.slurm.nodes x gpus_per_node`` with submitit on Slurm) and the
+independent visits of a step (the initial points) up to ``launch.max_parallel`` at a time; the
+moves after them run one visit at a time. So wall-clock = (parallel FLOPs / (GPUs x peak x MFU)
++ rank-0 FLOPs / (peak x MFU)) / the speed-up of parallel visits; GPU-hours = wall-clock x the
+GPUs the stage holds. At these tiny per-image costs the input pipeline (JPEG decoding and
 RandAugment) may be slower than the GPUs: the implied images/s per GPU is printed to compare.
 
-    python bench/cluster_estimate.py [--gpus 8] [--nodes 1] [--gpu-peak-tflops 312] [--mfu 0.35] [--json PATH]
+    python bench/cluster_estimate.py [--gpus 8] [--nodes 1] [--gpu-peak-tflops 312] [--mfu 0.35]
+        [--evolve-cfg configs/evolve/mcuformer-t-imagenet-slurm.yaml] [--search-ranks 8] [--json PATH]
 
 Run from the repository root (the configs name each other by relative paths).
 """
@@ -140,6 +144,8 @@ class Stage:
     serial_flops: float  # one process (rank 0) while the others wait
     note: str = ""
     parts: dict[str, float] = field(default_factory=dict)
+    jobs_at_once: int = 1  # equal jobs running side by side, each on ``gpus`` GPUs
+    speedup: float = 1.0  # work / wall-clock of those jobs (waves of parallel visits)
 
     @property
     def flops(self) -> float:
@@ -149,10 +155,11 @@ class Stage:
         return self.serial_flops / hw.flops_per_gpu_second / 3600
 
     def wall_hours(self, hw: Hardware) -> float:
-        return self.parallel_flops / (self.gpus * hw.flops_per_gpu_second) / 3600 + self.serial_hours(hw)
+        one = self.parallel_flops / (self.gpus * hw.flops_per_gpu_second) / 3600 + self.serial_hours(hw)
+        return one / self.speedup
 
     def gpu_hours(self, hw: Hardware) -> float:
-        return self.wall_hours(hw) * self.gpus
+        return self.wall_hours(hw) * self.speedup * self.gpus  # parallel visits save time, not GPU-hours
 
 
 def training_job(
@@ -208,7 +215,12 @@ def evolution_stages(
     t = settings.epochs_per_visit
     init = [pf_at(pt) for pt in initial_points(grid, settings)]
     cheap, dear = pf_at((0, grid.shape[1] - 1)), pf_at((grid.shape[0] - 1, 0))
-    gpus = min(evo.launch.nproc, hw.total_gpus) if evo.launch.kind in ("torchrun", "command") else 1
+    launch = evo.launch
+    if launch.kind == "submitit" and launch.executor == "slurm":
+        gpus = min(launch.slurm.nodes * max(1, launch.slurm.gpus_per_node), hw.total_gpus)
+    else:
+        gpus = min(launch.nproc, hw.total_gpus) if launch.kind in ("torchrun", "command", "submitit") else 1
+    at_once = max(1, min(launch.max_parallel, len(init), hw.total_gpus // gpus))
 
     def stage(name: str, visits: list[tuple[PointFlops, int]], note: str) -> Stage:
         parts: dict[str, float] = {}
@@ -216,7 +228,10 @@ def evolution_stages(
             for k, v in visit_flops(evo, cfg, pf, epochs, splits).items():
                 parts[k] = parts.get(k, 0.0) + v
         serial = sum(v for k, v in parts.items() if k != "train")
-        return Stage(name, gpus, parts["train"], serial, note, parts)
+        # the initial visits in waves of at_once, every later visit alone (taken as equal visits)
+        waves = math.ceil(len(init) / at_once) + len(visits) - len(init)
+        note += f"; initial visits {at_once} at a time" if at_once > 1 else ""
+        return Stage(name, gpus, parts["train"], serial, note, parts, at_once, len(visits) / waves)
 
     low = [(pf, t) for pf in init]
     cap = settings.max_total_epochs or (len(init) + settings.max_steps) * t
@@ -240,20 +255,27 @@ def evolution_stages(
 
 
 def search_stages(
-    search: SearchRunConfig, cfg: TrainConfig, pf: PointFlops, splits: Splits, budget: str
+    search: SearchRunConfig, cfg: TrainConfig, pf: PointFlops, splits: Splits, budget: str, ranks: int = 1
 ) -> list[Stage]:
-    """Search: every evaluation is one holdout pass of an in-budget subnet, then the best on
-    the test split; finetune: the best (taken as the largest in-budget draw) trained as a
-    static model with the supernet's recipe. Both run in one process on one GPU."""
+    """Search: every evaluation is one holdout pass of an in-budget subnet, shared over
+    ``ranks`` torchrun ranks, then the best on the test split; finetune: the best (taken as
+    the largest in-budget draw) trained as a static model with the supernet's recipe, in one
+    process on one GPU."""
     if pf.fit_share == 0:
         raise ConfigError(
             f"no sampled subnet of {pf.label} fits the budget {budget}; raise --budget or check the configs"
         )
     n = search.search.num_evaluations
     s = search.search
-    search_flops = n * pf.fit_mean * splits.holdout + pf.fit_max * splits.test
     what = f"{s.population} x {s.generations} = {n} in-budget subnets on the holdout split"
-    stages = [Stage("3 evolutionary search", 1, search_flops, 0.0, what)]
+    what += f", candidates shared over {ranks} ranks" if ranks > 1 else ""
+    stages = [
+        Stage(
+            "3 evolutionary search", ranks, n * pf.fit_mean * splits.holdout, pf.fit_max * splits.test, what
+        )
+    ]
+    if ranks == 1:  # one process: all of it on one GPU
+        stages[0] = Stage("3 evolutionary search", 1, stages[0].flops, 0.0, what)
     epochs = search.finetune.epochs
     if epochs:
         best = PointFlops(pf.label, pf.fit_max, pf.fit_max, pf.fit_max, pf.fit_max, pf.fit_max, 1.0)
@@ -324,9 +346,12 @@ def estimate(
     budget: str | None = None,
     samples: int = 2000,
     seed: int = 0,
+    search_ranks: int = 1,
 ) -> Estimate:
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
+    if not 1 <= search_ranks <= hw.total_gpus:
+        raise ConfigError(f"--search-ranks must be in 1..{hw.total_gpus} (the GPUs), got {search_ranks}")
     budget = budget or str(search.constraint.budget)
     budget_bytes = parse_budget(budget)
     constraint = dataclasses.replace(search.constraint, budget=budget_bytes).constraint()
@@ -340,7 +365,7 @@ def estimate(
         supernet_stage(train, pf, splits, hw),
         low,
         high,
-        *search_stages(search, train, pf, splits, label),
+        *search_stages(search, train, pf, splits, label, search_ranks),
     ]
     per_image = stages[0].parts["train"] / (splits.train * train.optim.epochs)
     return Estimate(hw, splits, label, stages, {pf.label: pf, **points}, per_image)
@@ -381,6 +406,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--budget", help="SRAM budget (default: the search config's, e.g. 320KB)")
     p.add_argument("--samples", type=int, default=2000, help="subnets drawn per space point (default 2000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--search-ranks", type=int, default=1,
+                   help="torchrun ranks the subnet search's candidates are shared over (default 1)")  # fmt: skip
     p.add_argument("--train-cfg", default=TRAIN_CFG)
     p.add_argument("--evolve-cfg", default=EVOLVE_CFG)
     p.add_argument("--search-cfg", default=SEARCH_CFG)
@@ -392,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hw = Hardware(args.gpus, args.nodes, args.gpu_peak_tflops, args.mfu)
         train, evo, search = load_configs(args.train_cfg, args.evolve_cfg, args.search_cfg)
-        est = estimate(train, evo, search, hw, args.budget, args.samples, args.seed)
+        est = estimate(train, evo, search, hw, args.budget, args.samples, args.seed, args.search_ranks)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -403,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         f"ImageNet train {est.splits.train:,} / holdout {est.splits.holdout:,} / test {est.splits.test:,} images"
     )
     print(
-        "space evolution runs one visit at a time on launch.nproc GPUs; search and finetune run in one "
+        f"space evolution runs each visit on its job's GPUs, the initial visits up to launch.max_parallel "
+        f"({evo.launch.max_parallel}) at a time; the search runs on {args.search_ranks} rank(s), finetuning in one "
         "process on one GPU; rank-0 evaluation runs while the other GPUs wait; GPU-hours = wall-clock x GPUs held"
     )
     print(table(est))

@@ -147,7 +147,7 @@ def build_runs(args: argparse.Namespace) -> tuple[dict[int, EvolveRun], dict[int
     """The grid's runs (one per reference seed), the evolution runs and the grid's epochs;
     nothing is written."""
     out = Path(args.output)
-    common = [*args.overrides, f"score.budget={args.budget}B", "progress=false"]
+    common = [*args.overrides, f"score.budget={args.budget}", "progress=false"]
     if args.jobs > 1:
         common.append("launch.kind=subprocess")
     grid = {

@@ -3,7 +3,8 @@
 Configs are encoded as arrays (`ConfigBatch`: one row per subnet, per-layer fields padded
 with zeros beyond each subnet's depth). `paper_peak_batch` and `mcu_peak_batch` evaluate the
 closed forms of the ``paper`` and ``mcu`` schedules (`memory_model.paper`, `memory_model.mcu`)
-over all rows and equal the scalar functions exactly (tests check thousands of configs); they
+over all rows and equal the scalar functions exactly, ``mcu`` with its ``input`` option whole or
+streamed too (tests check thousands of configs); they
 are those schedules' batched forms in the registry (`memory_model.schedules`). Every op's bytes are
 non-decreasing in its layer's q/k/v width or MLP width, so the per-layer maximum is taken on
 the widest layer, making the cost independent of depth.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import ConfigError
-from memory_model.mcu import SUBKERNEL
+from memory_model.mcu import SUBKERNEL, check_input_mode
 from search_space.config import SubnetConfig
 from search_space.space import SearchSpace
 
@@ -46,8 +47,9 @@ class ConfigBatch:
     in_chans: np.ndarray | int
     num_classes: np.ndarray | int
     head_dim: np.ndarray | int
-    cls_token: np.ndarray | bool
+    cls_token: np.ndarray | bool  # a class token in the sequence (pool cls and gp)
     qkv_bias: np.ndarray | bool
+    cls_head: np.ndarray | bool = True  # the head reads the class token (pool cls; gp/avg: a mean)
 
     def __len__(self) -> int:
         return len(self.embed_dim)
@@ -80,8 +82,9 @@ def encode_configs(configs: list[SubnetConfig]) -> ConfigBatch:
         in_chans=col(lambda c: c.in_chans),
         num_classes=col(lambda c: c.num_classes),
         head_dim=col(lambda c: c.head_dim),
-        cls_token=col(lambda c: c.pool == "cls", bool),
+        cls_token=col(lambda c: c.has_cls_token, bool),
         qkv_bias=col(lambda c: c.qkv_bias, bool),
+        cls_head=col(lambda c: c.pool == "cls", bool),
     )
 
 
@@ -91,8 +94,9 @@ def _fixed(space: SearchSpace) -> dict:
         in_chans=space.in_chans,
         num_classes=space.num_classes,
         head_dim=space.head_dim,
-        cls_token=space.pool == "cls",
+        cls_token=space.pool != "avg",
         qkv_bias=space.qkv_bias,
+        cls_head=space.pool == "cls",
     )
 
 
@@ -227,14 +231,24 @@ def paper_peak_batch(b: ConfigBatch) -> np.ndarray:
     return per_layer[:, 0]
 
 
-def mcu_peak_batch(b: ConfigBatch, weights_in_sram: bool) -> np.ndarray:
+def _mcu_input_bytes(b: ConfigBatch, input: str) -> np.ndarray:
+    """The ``mcu`` schedule's input buffer: the whole uint8 image, or with ``input="stream"``
+    one row of patches of it (`memory_model.mcu.stream_band_bytes`), as a column."""
+    check_input_mode(input)
+    img, c_in = _col(b.img_size), _col(b.in_chans)
+    if input == "stream":
+        return _a4(np.minimum(b.patch_size[:, None], img) * img * c_in)
+    return _a4(img * img * c_in)
+
+
+def mcu_peak_batch(b: ConfigBatch, weights_in_sram: bool, input: str = "whole") -> np.ndarray:
     v = _dims(b)
     n, e, q, m = v["n"], v["e"], v["q"], v["m"]
     s = 1 if weights_in_sram else 0
     d, qkv_bias, c_in = _col(b.head_dim), _col(b.qkv_bias), _col(b.in_chans)
-    img, classes = _col(b.img_size), _col(b.num_classes)
+    classes = _col(b.num_classes)
     x = _a4(n * e)
-    image = _a4(img * img * c_in)
+    image = _mcu_input_bytes(b, input)  # the whole image, or one band of it
     k = np.minimum(SUBKERNEL, b.patch_size[:, None])
     patch = image + x + 4 * e + s * (4 * e + _a4(e * c_in * k * k))
     # attention
@@ -268,7 +282,7 @@ def mcu_peak_batch(b: ConfigBatch, weights_in_sram: bool) -> np.ndarray:
     # head
     p = _a4(e)
     head = p + 4 * classes + s * (_a4(classes * e) + 4 * classes)
-    cls = _col(b.cls_token, bool)
+    cls = _col(b.cls_head, bool)
     pool = np.where(cls, x + p, np.maximum(x + 4 * e, 4 * e + p))
     rest = np.broadcast_to(_max([image, patch, pool, head]), (len(b), 1))[:, 0]
     return np.maximum(blocks, rest)

@@ -80,7 +80,7 @@ def flash_report(cfg: SubnetConfig) -> FlashReport:
     c = _Counter()
     e = cfg.embed_dim
     c.linear(cfg.in_chans * cfg.patch_size**2, e, True)  # patch conv: per-channel like an FC
-    if cfg.pool == "cls":
+    if cfg.has_cls_token:
         c.constant(e)
     if cfg.abs_pos:
         c.constant(cfg.num_tokens * e)

@@ -38,8 +38,9 @@ C classes; every buffer is rounded up to a multiple of 4 bytes so int32 views ar
   probabilities into S_j; Q_j and K_j are then freed; V_j (N*d) is computed and
   O[:, j] = S_j V_j. After the last head A is freed, then proj reads O.
 * GELU (x*sigmoid(1.702x), also used for exact 'gelu') or ReLU is fused into fc1's epilogue.
-* Head: 'cls' normalises row 0 of X into P (E bytes); 'avg' normalises every row and sums
-  it into an int32 accumulator (4E), then X is freed and the mean is requantised into P.
+* Head: 'cls' normalises row 0 of X into P (E bytes); 'avg' normalises every row ('gp': every
+  row after the class token) and sums it into an int32 accumulator (4E), then X is freed and
+  the mean is requantised into P.
   The classifier writes int32 logits (4C bytes), the output, which stay in the arena.
 * Weights: read from flash (default), or with ``weights_in_sram=True`` each op stages the
   constants it multiplies by into a buffer W at the high end for the duration of the op:
@@ -217,7 +218,8 @@ def build_ops(cfg: SubnetConfig, weights_in_sram: bool = False, *, input: str = 
              in_act=x_last, out_act="pool", rows="cls")  # fmt: skip
         p.op("head", "head", [("logits", 4 * cfg.num_classes, LOW)], weights=w_head, in_act="pool")
     else:
-        p.op("norm+sum", "norm_sum", [("acc", 4 * e, HIGH)], ("X",), in_act=x_last, out_act="norm")
+        skip = int(cfg.has_cls_token)  # gp: the class token is left out of the mean
+        p.op("norm+sum", "norm_sum", [("acc", 4 * e, HIGH)], ("X",), in_act=x_last, out_act="norm", skip=skip)
         p.op("mean", "mean", [("P", e, LOW)], ("acc",), in_act="norm", out_act="pool")
         p.op("head", "head", [("logits", 4 * cfg.num_classes, HIGH)], weights=w_head, in_act="pool")
     return p.ops

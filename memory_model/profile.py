@@ -3,8 +3,9 @@
 :func:`profile_model` traces the model with ``torch.export`` (timm's fused attention off, so
 attention appears as matmul/softmax), lowers the ATen graph onto the operators an int8
 TF-Lite model would hold (:func:`lower`), and plans the activation buffers with TF-Lite
-Micro's greedy planner (:func:`memory_model.planner.greedy_plan`). The max-live lower bound
-of the same buffers is reported beside it. On the project's own ``StaticViT`` subnets the
+Micro's greedy planner (:func:`memory_model.planner.greedy_plan`): the arena's head. The
+max-live lower bound of the same buffers is reported beside it, and the whole arena TFLM needs
+(head + persistent tail, :func:`lowered_tail`; 64-bit host) is the figure a budget judges. On the project's own ``StaticViT`` subnets the
 lowered graph is the one :func:`memory_model.tflm.tflm_graph` builds from the config, so both
 give the same number.
 
@@ -51,7 +52,17 @@ from torch import nn
 
 from memory_model.lowered_graph import LoweredGraph
 from memory_model.lowering import Lowering
-from memory_model.planner import Buffer, Plan, greedy_plan, max_live_bytes
+from memory_model.planner import Buffer, Plan, align_up, greedy_plan, max_live_bytes
+from memory_model.tflm_tail import (
+    EVAL_TENSOR_BYTES,
+    FIXED_BYTES,
+    NODE_BYTES,
+    OP_TAIL_BYTES_32,
+    OP_TAIL_BYTES_64,
+    PLAN_BYTES_PER_BUFFER,
+    TailReport,
+    arena_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -61,12 +72,15 @@ class ProfileReport:
     name: str
     input_shape: tuple[int, ...]
     peak_bytes: int  # TFLM greedy planner head
-    max_live_bytes: int  # lower bound of any placement
+    max_live_bytes: int  # lower bound of any placement (of the head)
     flash_bytes: int
     params: int
     flops: int  # forward, batch 1, torch.utils.flop_counter convention (2 per MAC)
     op_kinds: tuple[str, ...]
     buffers: tuple[Buffer, ...] = field(repr=False)
+    tail_bytes: int = 0  # TFLM's persistent tail, modelled (64-bit host), see `lowered_tail`
+    arena_bytes: int = 0  # the whole TFLM arena: tail + max(head, planning records)
+    tail_top_op: str = ""  # the op kind whose persistent data dominates the tail
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (without the buffers)."""
@@ -74,6 +88,9 @@ class ProfileReport:
             "name": self.name,
             "input_shape": list(self.input_shape),
             "peak_bytes": self.peak_bytes,
+            "tail_bytes": self.tail_bytes,
+            "arena_bytes": self.arena_bytes,
+            "tail_top_op": self.tail_top_op,
             "max_live_bytes": self.max_live_bytes,
             "flash_bytes": self.flash_bytes,
             "params": self.params,
@@ -110,6 +127,58 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
+_PER_CHANNEL = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+_ELEMENTWISE = ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE")
+
+
+def _const_keys(graph: LoweredGraph, k: int) -> set[tuple]:
+    """The constant operands of op ``k`` (one activation input), keyed so that the ones the
+    converter shares (equal shapes, permutations, axes, pads) count once; each constant is one
+    more TfLiteEvalTensor in the tail."""
+    op = graph.ops[k]
+    src, out = graph.tensors[op.ins[0]].shape, graph.tensors[op.outs[0]].shape
+    if op.kind in _PER_CHANNEL:
+        return {("weights", k), ("bias", k)}
+    if op.kind == "RESHAPE":
+        return {("shape", out)}
+    if op.kind == "TRANSPOSE":
+        return {("perm", src, out)}
+    if op.kind in ("MEAN", "SUM"):
+        return {("axis", len(src), len(out))}
+    if op.kind in ("SLICE", "STRIDED_SLICE"):
+        return {("begin", k), ("size", out)}
+    if op.kind in ("PAD", "CONCATENATION"):
+        return {(op.kind, src)}
+    if op.kind in _ELEMENTWISE:
+        return {("const", k)}
+    return set()
+
+
+def lowered_tail(graph: LoweredGraph, num_scratch: int, pointer_bits: int = 64) -> TailReport:
+    """TFLM's tail for a lowered graph, by the rules of `memory_model.tflm_tail` (measured on
+    the project's ViTs): node + builtin options + op data per operator, per-channel multiplier
+    and shift for convolutions / fully-connected layers with constant weights (depthwise too),
+    BATCH_MATMUL's transposed right-hand side, one eval tensor per tensor (constants counted
+    per operand, not shared: an upper bound of a few tensors) and the fixed part. Modelled:
+    kinds not measured on the ViTs take 64 bytes of op data."""
+    table = OP_TAIL_BYTES_64 if pointer_bits == 64 else OP_TAIL_BYTES_32
+    per_kind: dict[str, int] = {}
+    consts: set[tuple] = set()
+    for k, op in enumerate(graph.ops):
+        own = NODE_BYTES[pointer_bits] + table.get(op.kind, 64)
+        if op.kind in _PER_CHANNEL and len(op.ins) == 1:
+            own += 2 * align_up(4 * graph.tensors[op.outs[0]].shape[-1])
+        if op.kind == "BATCH_MATMUL" and len(op.ins) > 1:
+            own += align_up(graph.tensors[op.ins[1]].nbytes)
+        per_kind[op.kind] = per_kind.get(op.kind, 0) + own
+        consts |= _const_keys(graph, k) if len(op.ins) == 1 else set()
+    num_tensors = len(graph.tensors) + len(consts)
+    evals = align_up(EVAL_TENSOR_BYTES[pointer_bits] * num_tensors)
+    tail = FIXED_BYTES[pointer_bits] + evals + sum(per_kind.values())
+    plan = PLAN_BYTES_PER_BUFFER[pointer_bits] * (num_tensors + num_scratch)
+    return TailReport(pointer_bits, tail, FIXED_BYTES[pointer_bits], evals, per_kind, plan)
+
+
 def plan_lowered(graph: LoweredGraph) -> Plan:
     """TFLM's greedy plan of a lowered graph."""
     return greedy_plan(graph.buffers())
@@ -131,6 +200,7 @@ def profile_model(
     graph = lower(model, example)
     buffers = graph.buffers()
     plan = greedy_plan(buffers)
+    tail = lowered_tail(graph, sum(1 for b in buffers if b.name.startswith("scratch:")))
     return ProfileReport(
         name=name,
         input_shape=(1, in_chans, h, w),
@@ -141,4 +211,7 @@ def profile_model(
         flops=count_flops(model, example),
         op_kinds=tuple(graph.op_kinds()),
         buffers=tuple(buffers),
+        tail_bytes=tail.tail_bytes,
+        arena_bytes=arena_bytes(plan.head_bytes, tail),
+        tail_top_op=tail.dominant_kind if tail.per_kind_bytes else "",
     )

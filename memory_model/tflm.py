@@ -30,7 +30,8 @@ The converted graph, per part (``N`` tokens, ``E`` embed, ``P`` patches, all int
   With one head, q·kᵀ is a FULLY_CONNECTED and the merge reshapes/transpose disappear.
 * MLP: fc1 (1 or 2 FC; ReLU fused) -> [x·σ(1.702x): MUL, LOGISTIC, RESHAPE, MUL] -> fc2
   (1 or 2 FC) -> ADD residual.
-* head: final LayerNorm -> SLICE token 0 (cls) or MEAN over tokens (avg) -> FC logits.
+* head: final LayerNorm -> SLICE token 0 (cls), MEAN over tokens (avg) or SLICE of the patch
+  tokens then MEAN (gp) -> FC logits.
 
 Kernel scratch: each int8 MEAN holds an int32 per output element (TFLM ``reduce``).
 Exact GELU has no TFLM kernel; a ``gelu`` subnet is planned in the x·σ(1.702x) form it is
@@ -175,7 +176,7 @@ def tflm_graph(cfg: SubnetConfig) -> Graph:
     x = b.op("CONV_2D", [x], (1, g, g, e), "patch_embed")
     x = b.op("TRANSPOSE", [x], (1, e, g, g), "patch_embed_t")
     x = b.op("RESHAPE", [x], (1, e, p), "patch_embed_r")
-    if cfg.pool == "cls":
+    if cfg.has_cls_token:
         x = b.op("TRANSPOSE", [x], (1, p, e), "tokens")
         x = b.op("QUANTIZE", [x], (1, p, e), "tokens_requant", late=True)
         x = b.op("CONCATENATION", [x], (1, n, e), "tokens_cls")
@@ -193,6 +194,8 @@ def tflm_graph(cfg: SubnetConfig) -> Graph:
         y = _mlp(b, _layer_norm(b, x, n, e, f"blocks.{layer}.norm2", fold2), cfg, layer)
         x = b.op("ADD", [x, y], (1, n, e), f"blocks.{layer}.residual2")
     x = _layer_norm(b, x, n, e, "norm")
+    if cfg.pool == "gp":  # the patch tokens after the class token, then their mean
+        x = b.op("SLICE", [x], (1, p, e), "patch_tokens")
     pooled_op, pooled_shape = ("SLICE", (1, 1, e)) if cfg.pool == "cls" else ("MEAN", (1, e))
     x = b.op(pooled_op, [x], pooled_shape, "pooled")
     logits = b.op("FULLY_CONNECTED", [x], (1, cfg.num_classes), "head")

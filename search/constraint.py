@@ -15,6 +15,7 @@ from common.errors import ConfigError
 from memory_model import flash_bytes, format_bytes, get_schedule, peak_bytes_batch, peak_sram, sample_batch
 from memory_model.batch import encode_configs
 from memory_model.budget import parse_budget
+from memory_model.mcu import INPUT_MODES
 from memory_model.schedules import BATCHED as BATCHED_SCHEDULES
 from search_space.config import SubnetConfig
 from search_space.counting import count_params
@@ -32,6 +33,17 @@ def _bytes(value: int | str | None, what: str) -> int | None:
     raise ConfigError(f"{what} must be a size such as '320KB' or a number of bytes, got {value!r}")
 
 
+def _check_input(schedule: str, input: object) -> None:
+    """``input`` is ``whole`` or ``stream``, and ``stream`` only for the ``mcu`` schedule."""
+    if input not in INPUT_MODES:
+        raise ConfigError(f"input must be one of {list(INPUT_MODES)} (the mcu image in SRAM), got {input!r}")
+    if input != "whole" and schedule != "mcu":
+        raise ConfigError(
+            f"input '{input}' applies to the mcu schedule only (schedule is '{schedule}'); "
+            "set input: whole or schedule: mcu"
+        )
+
+
 @dataclass
 class ConstraintCfg:
     """YAML section of a memory constraint; ``budget``/``flash_budget`` may be written as text
@@ -43,10 +55,12 @@ class ConstraintCfg:
     min_params: int | None = None
     schedule: str = "mcu"  # memory schedule: mcu | paper | tflm
     weights_in_sram: bool = True  # mcu: weights staged in SRAM per op (the paper's assumption)
+    input: str = "whole"  # mcu: the image whole in SRAM, or "stream": one row of patches at a time
 
     def __post_init__(self) -> None:
         self.budget = _bytes(self.budget, "budget")
         self.flash_budget = _bytes(self.flash_budget, "flash_budget")
+        _check_input(self.schedule, self.input)
 
     def constraint(self) -> MemoryConstraint:
         if self.budget is None:
@@ -60,6 +74,7 @@ class ConstraintCfg:
             flash_budget_bytes=self.flash_budget,
             max_params=self.max_params,
             min_params=self.min_params,
+            input=self.input,
         )
 
     def to_dict(self) -> dict:
@@ -76,10 +91,12 @@ class MemoryConstraint:
     flash_budget_bytes: int | None = None
     max_params: int | None = None
     min_params: int | None = None
+    input: str = "whole"  # mcu only: "whole" image in SRAM or "stream" (one row of patches)
     _cache: dict[SubnetConfig, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         get_schedule(self.schedule)  # an unknown name is a one-line error
+        _check_input(self.schedule, self.input)
         if self.sram_budget_bytes <= 0:
             raise ConfigError(f"the SRAM budget must be positive, got {self.sram_budget_bytes} bytes")
         for name in ("flash_budget_bytes", "max_params", "min_params"):
@@ -88,8 +105,11 @@ class MemoryConstraint:
                 raise ConfigError(f"{name} must be positive or null, got {value}")
 
     @property
-    def options(self) -> dict[str, bool]:
-        return {"weights_in_sram": self.weights_in_sram} if self.schedule == "mcu" else {}
+    def options(self) -> dict[str, bool | str]:
+        """The schedule's options: ``mcu`` takes ``weights_in_sram`` and ``input``."""
+        if self.schedule != "mcu":
+            return {}
+        return {"weights_in_sram": self.weights_in_sram, "input": self.input}
 
     def peak_bytes(self, cfg: SubnetConfig) -> int:
         return peak_sram(cfg, self.schedule, **self.options).peak_bytes
@@ -105,7 +125,7 @@ class MemoryConstraint:
         if not configs:
             return np.zeros(0, dtype=bool)
         if self.schedule in BATCHED_SCHEDULES:
-            peaks = peak_bytes_batch(encode_configs(configs), self.schedule, self.weights_in_sram)
+            peaks = peak_bytes_batch(encode_configs(configs), self.schedule, **self.options)
         else:
             peaks = np.array([self.peak_bytes(c) for c in configs])
         ok = peaks <= self.sram_budget_bytes
@@ -134,12 +154,13 @@ class MemoryConstraint:
         smallest = self.peak_bytes(space.min_config())
         if self.schedule in BATCHED_SCHEDULES:
             batch = sample_batch(space, np.random.default_rng(seed), MIN_PEAK_SAMPLES)
-            peaks = peak_bytes_batch(batch, self.schedule, self.weights_in_sram)
+            peaks = peak_bytes_batch(batch, self.schedule, **self.options)
             smallest = min(smallest, int(peaks.min()))
         return smallest
 
     def describe(self) -> str:
-        parts = [f"peak SRAM ({self.schedule}) <= {format_bytes(self.sram_budget_bytes)}"]
+        how = self.schedule + (", input streamed" if self.input == "stream" else "")
+        parts = [f"peak SRAM ({how}) <= {format_bytes(self.sram_budget_bytes)}"]
         if self.flash_budget_bytes is not None:
             parts.append(f"flash <= {format_bytes(self.flash_budget_bytes)}")
         if self.max_params is not None:

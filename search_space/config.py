@@ -26,7 +26,7 @@ from typing import Any
 
 from common.errors import ConfigError
 
-POOLS = ("cls", "avg")
+POOLS = ("cls", "avg", "gp")  # class token | mean of patch tokens | class token kept, mean read
 ACTS = ("gelu", "gelu_sigmoid", "relu")  # exact GELU, x*sigmoid(1.702x), ReLU
 QKV_INITS = ("trunc_normal", "lecun")  # search_space.static.init_qkv_: timm std 0.02 | fan_in^-1/2
 
@@ -64,7 +64,9 @@ class SubnetConfig:
     rank_ratio: float | None = None  # low-rank ratio of fc1/fc2; None = dense MLP
     attn_rank_ratio: float | None = None  # low-rank ratio of qkv/proj; None = dense
     head_dim: int = 64
-    pool: str = "cls"  # "cls": class token; "avg": global average pooling of patch tokens
+    # "cls": the head reads the class token; "avg": mean of the patch tokens (no class token);
+    # "gp" (AutoFormer's --gp): a class token is kept, the head reads the mean of the patch tokens
+    pool: str = "cls"
     abs_pos: bool = True  # learned absolute position embedding
     rel_pos: bool = False  # AutoFormer's 2-D relative position on k and v
     rel_pos_max_distance: int = 14
@@ -146,9 +148,19 @@ class SubnetConfig:
         return self.grid_size**2
 
     @property
+    def has_cls_token(self) -> bool:
+        """Whether the sequence carries a class token (``cls`` and ``gp``)."""
+        return self.pool != "avg"
+
+    @property
+    def mean_pool(self) -> bool:
+        """Whether the head reads the mean of the patch tokens (``avg`` and ``gp``)."""
+        return self.pool != "cls"
+
+    @property
     def num_tokens(self) -> int:
         """Sequence length inside the blocks (patches plus the class token if used)."""
-        return self.num_patches + (1 if self.pool == "cls" else 0)
+        return self.num_patches + int(self.has_cls_token)
 
     def qkv_dim(self, layer: int) -> int:
         return self.head_dim * self.num_heads[layer]

@@ -37,7 +37,7 @@ def count_params(cfg: SubnetConfig) -> int:
     """Exactly ``sum(p.numel() for p in StaticViT(cfg).parameters())``."""
     e, p = cfg.embed_dim, cfg.patch_size
     n = cfg.in_chans * p * p * e + e  # patch embedding conv
-    n += e if cfg.pool == "cls" else 0
+    n += e if cfg.has_cls_token else 0
     n += cfg.num_tokens * e if cfg.abs_pos else 0
     n += sum(block_params(cfg, i) for i in range(cfg.depth))
     n += 2 * e + e * cfg.num_classes + cfg.num_classes  # final norm + head

@@ -22,12 +22,15 @@ class SuperLinear(nn.Module):
     """Dense linear of at most ``max_in -> max_out``; active weight = ``W[:out, :in]``.
 
     With ``groups > 1`` the output is ``groups`` equal blocks (qkv: [q | k | v]) and each
-    block keeps its own prefix, so q, k and v stay aligned across widths.
+    block keeps its own prefix, so q, k and v stay aligned across widths. ``bias_prefix``
+    slices the bias as one prefix instead (AutoFormer's qkv: ``b[:d_out]`` whatever the groups).
     """
 
-    def __init__(self, max_in: int, max_out: int, bias: bool = True, groups: int = 1) -> None:
+    def __init__(
+        self, max_in: int, max_out: int, bias: bool = True, groups: int = 1, bias_prefix: bool = False
+    ) -> None:
         super().__init__()
-        self.groups, self.max_out = groups, max_out
+        self.groups, self.max_out, self.bias_prefix = groups, max_out, bias_prefix
         self.weight = nn.Parameter(torch.empty(max_out, max_in))
         self.bias = nn.Parameter(torch.zeros(max_out)) if bias else None
         nn.init.trunc_normal_(self.weight, std=0.02)
@@ -41,7 +44,7 @@ class SuperLinear(nn.Module):
     def active_params(self, d_in: int, d_out: int) -> Params:
         p = {"weight": self._rows(self.weight, d_out)[:, :d_in]}
         if self.bias is not None:
-            p["bias"] = self._rows(self.bias, d_out)
+            p["bias"] = self.bias[:d_out] if self.bias_prefix else self._rows(self.bias, d_out)
         return p
 
     def forward(self, x: torch.Tensor, d_out: int) -> torch.Tensor:
@@ -57,10 +60,18 @@ class SuperLowRankLinear(nn.Module):
     strongest directions.
     """
 
-    def __init__(self, max_in: int, max_out: int, max_rank: int, bias: bool = True, groups: int = 1) -> None:
+    def __init__(
+        self,
+        max_in: int,
+        max_out: int,
+        max_rank: int,
+        bias: bool = True,
+        groups: int = 1,
+        bias_prefix: bool = False,
+    ) -> None:
         super().__init__()
         self.v = SuperLinear(max_in, max_rank, bias=False)
-        self.u = SuperLinear(max_rank, max_out, bias=bias, groups=groups)
+        self.u = SuperLinear(max_rank, max_out, bias=bias, groups=groups, bias_prefix=bias_prefix)
 
     def active_params(self, d_in: int, d_out: int, rank: int) -> Params:
         p = {f"v.{k}": t for k, t in self.v.active_params(d_in, rank).items()}
@@ -71,11 +82,18 @@ class SuperLowRankLinear(nn.Module):
         return self.u(self.v(x, rank), d_out)
 
 
-def super_linear(max_in: int, max_out: int, max_rank: int | None, bias: bool = True, groups: int = 1):
+def super_linear(
+    max_in: int,
+    max_out: int,
+    max_rank: int | None,
+    bias: bool = True,
+    groups: int = 1,
+    bias_prefix: bool = False,
+):
     """A dense super-linear, or a factorised one when the space has a rank axis."""
     if max_rank is None:
-        return SuperLinear(max_in, max_out, bias, groups)
-    return SuperLowRankLinear(max_in, max_out, max_rank, bias, groups)
+        return SuperLinear(max_in, max_out, bias, groups, bias_prefix)
+    return SuperLowRankLinear(max_in, max_out, max_rank, bias, groups, bias_prefix)
 
 
 def linear_params(layer: nn.Module, d_in: int, d_out: int, rank: int | None) -> Params:
@@ -91,8 +109,9 @@ def run_linear(layer: nn.Module, x: torch.Tensor, d_out: int, rank: int | None) 
 
 
 class SuperLayerNorm(nn.Module):
-    def __init__(self, max_dim: int) -> None:
+    def __init__(self, max_dim: int, eps: float = LN_EPS) -> None:
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(max_dim))
         self.bias = nn.Parameter(torch.zeros(max_dim))
 
@@ -101,7 +120,7 @@ class SuperLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = x.shape[-1]
-        return F.layer_norm(x, (d,), self.weight[:d], self.bias[:d], LN_EPS)
+        return F.layer_norm(x, (d,), self.weight[:d], self.bias[:d], self.eps)
 
 
 class SuperPatchEmbed(nn.Module):
@@ -133,7 +152,8 @@ class SuperPatchEmbed(nn.Module):
 class SuperAttention(nn.Module):
     """Multi-head attention whose head count (q/k/v width = head_dim x heads) and input
     width are sliced per subnet; AutoFormer's relative-position tables are shared by all
-    widths (one row per clipped distance, ``head_dim`` wide)."""
+    widths (one row per clipped distance, ``head_dim`` wide). ``qkv_bias_prefix``: see
+    `SuperLinear` (what an AutoFormer ``--change_qkv`` supernet computes)."""
 
     def __init__(
         self,
@@ -144,11 +164,14 @@ class SuperAttention(nn.Module):
         max_rank_proj: int | None,
         qkv_bias: bool,
         rel_pos_max_distance: int | None,
+        qkv_bias_prefix: bool = False,
     ) -> None:
         super().__init__()
         self.head_dim = head_dim
         max_q = max_heads * head_dim
-        self.qkv = super_linear(max_embed, 3 * max_q, max_rank_qkv, qkv_bias, groups=3)
+        self.qkv = super_linear(
+            max_embed, 3 * max_q, max_rank_qkv, qkv_bias, groups=3, bias_prefix=qkv_bias_prefix
+        )
         self.proj = super_linear(max_q, max_embed, max_rank_proj)
         self.rel_pos_k = self.rel_pos_v = None
         if rel_pos_max_distance is not None:

@@ -129,11 +129,11 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: SubnetConfig, layer: int, drop_path: float = 0.0) -> None:
+    def __init__(self, cfg: SubnetConfig, layer: int, drop_path: float = 0.0, ln_eps: float = LN_EPS) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
+        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=ln_eps)
         self.attn = Attention(cfg, layer)
-        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
+        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=ln_eps)
         self.mlp = Mlp(cfg, layer)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -170,6 +170,14 @@ def init_patch_embed_(weight: torch.Tensor, bias: torch.Tensor) -> None:
     nn.init.zeros_(bias)
 
 
+def pool_tokens(x: torch.Tensor, pool: str) -> torch.Tensor:
+    """What the head reads from the normed (B, N, E) tokens: the class token (``cls``), the mean
+    of all tokens (``avg``, no class token) or of the patch tokens after the class token (``gp``)."""
+    if pool == "cls":
+        return x[:, 0]
+    return (x[:, 1:] if pool == "gp" else x).mean(dim=1)
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping patch convolution; the input is zero-padded bottom/right to the grid."""
 
@@ -188,18 +196,19 @@ class PatchEmbed(nn.Module):
 
 
 class StaticViT(nn.Module):
-    """A single ViT subnet as an ordinary module (see module docstring for names)."""
+    """A single ViT subnet as an ordinary module (see module docstring for names). ``ln_eps``:
+    the LayerNorm epsilon (timm's 1e-6; AutoFormer's weights were trained with torch's 1e-5)."""
 
-    def __init__(self, cfg: SubnetConfig, drop_path_rate: float = 0.0) -> None:
+    def __init__(self, cfg: SubnetConfig, drop_path_rate: float = 0.0, ln_eps: float = LN_EPS) -> None:
         super().__init__()
         self.cfg = cfg
         e = cfg.embed_dim
         self.patch_embed = PatchEmbed(cfg)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, e)) if cfg.pool == "cls" else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, e)) if cfg.has_cls_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_tokens, e)) if cfg.abs_pos else None
         rates = [drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
-        self.blocks = nn.ModuleList(Block(cfg, i, rates[i]) for i in range(cfg.depth))
-        self.norm = nn.LayerNorm(e, eps=LN_EPS)
+        self.blocks = nn.ModuleList(Block(cfg, i, rates[i], ln_eps) for i in range(cfg.depth))
+        self.norm = nn.LayerNorm(e, eps=ln_eps)
         self.head = nn.Linear(e, cfg.num_classes)
         self.apply(_init_weights)
         for p in (self.cls_token, self.pos_embed):
@@ -218,7 +227,7 @@ class StaticViT(nn.Module):
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x[:, 0] if self.cfg.pool == "cls" else x.mean(dim=1))
+        return self.head(pool_tokens(x, self.cfg.pool))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

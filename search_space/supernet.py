@@ -22,7 +22,7 @@ from search_space.modules import (
     SuperPatchEmbed,
 )
 from search_space.space import SearchSpace
-from search_space.static import StaticViT, make_act
+from search_space.static import LN_EPS, StaticViT, make_act, pool_tokens
 
 
 def _max_rank(ratios: tuple[float | None, ...], d_in: int, d_out: int) -> int | None:
@@ -34,12 +34,14 @@ def _prefixed(prefix: str, params: Params) -> Params:
 
 
 class SuperBlock(nn.Module):
-    def __init__(self, space: SearchSpace, drop_path: float) -> None:
+    def __init__(
+        self, space: SearchSpace, drop_path: float, qkv_bias_prefix: bool = False, ln_eps: float = LN_EPS
+    ) -> None:
         super().__init__()
         e, q = max(space.embed_dim), max(space.num_heads) * space.head_dim
         m = int(e * max(space.mlp_ratio))
         ra, rm = space.attn_rank_ratio, space.rank_ratio
-        self.norm1 = SuperLayerNorm(e)
+        self.norm1 = SuperLayerNorm(e, ln_eps)
         self.attn = SuperAttention(
             e,
             max(space.num_heads),
@@ -48,8 +50,9 @@ class SuperBlock(nn.Module):
             _max_rank(ra, q, e),
             space.qkv_bias,
             space.rel_pos_max_distance if space.rel_pos else None,
+            qkv_bias_prefix,
         )
-        self.norm2 = SuperLayerNorm(e)
+        self.norm2 = SuperLayerNorm(e, ln_eps)
         self.mlp = SuperMlp(e, m, _max_rank(rm, e, m), _max_rank(rm, m, e))
         self.act = make_act(space.act)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -64,7 +67,7 @@ class SuperBlock(nn.Module):
         return p
 
     def forward(self, x: torch.Tensor, cfg: SubnetConfig, i: int) -> torch.Tensor:
-        with_cls = cfg.pool == "cls"
+        with_cls = cfg.has_cls_token
         a = self.attn(
             self.norm1(x),
             cfg.num_heads[i],
@@ -81,23 +84,36 @@ class SuperBlock(nn.Module):
 
 
 class Supernet(nn.Module):
-    """Weight-sharing ViT over ``space``; call ``set_active(cfg)`` before ``forward``."""
+    """Weight-sharing ViT over ``space``; call ``set_active(cfg)`` before ``forward``.
 
-    def __init__(self, space: SearchSpace, drop_path_rate: float = 0.0) -> None:
+    Two options compute what an AutoFormer supernet computes (`search_space.autoformer`):
+    ``qkv_bias_prefix`` slices each qkv bias as one prefix instead of per q/k/v block (both agree
+    at the largest head count), ``ln_eps`` is the LayerNorm epsilon (1e-5 there, 1e-6 here).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        drop_path_rate: float = 0.0,
+        qkv_bias_prefix: bool = False,
+        ln_eps: float = LN_EPS,
+    ) -> None:
         super().__init__()
-        self.space = space
+        self.space, self.ln_eps = space, ln_eps
         top = space.max_config()
         e = top.embed_dim
         self.max_grid = top.grid_size
         self.patch_embed = SuperPatchEmbed(e, space.in_chans, max(space.patch_size))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, e)) if space.pool == "cls" else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, e)) if space.pool != "avg" else None
         self.pos_embed = nn.Parameter(torch.zeros(1, top.num_tokens, e)) if space.abs_pos else None
         for p in (self.cls_token, self.pos_embed):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
         rates = [drop_path_rate * i / max(top.depth - 1, 1) for i in range(top.depth)]
-        self.blocks = nn.ModuleList(SuperBlock(space, rates[i]) for i in range(top.depth))
-        self.norm = SuperLayerNorm(e)
+        self.blocks = nn.ModuleList(
+            SuperBlock(space, rates[i], qkv_bias_prefix, ln_eps) for i in range(top.depth)
+        )
+        self.norm = SuperLayerNorm(e, ln_eps)
         self.head = SuperLinear(e, space.num_classes)
         self._active: SubnetConfig | None = None
 
@@ -119,7 +135,7 @@ class Supernet(nn.Module):
     def _pos_embed(self, cfg: SubnetConfig) -> torch.Tensor:
         pos = self.pos_embed[:, :, : cfg.embed_dim]
         if cfg.grid_size != self.max_grid:
-            prefix = 1 if cfg.pool == "cls" else 0
+            prefix = int(cfg.has_cls_token)
             pos = resample_abs_pos_embed(
                 pos, [cfg.grid_size] * 2, [self.max_grid] * 2, num_prefix_tokens=prefix
             )
@@ -152,8 +168,7 @@ class Supernet(nn.Module):
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, 0] if self.active.pool == "cls" else x.mean(dim=1)
-        return self.head(x, self.space.num_classes)
+        return self.head(pool_tokens(x, self.active.pool), self.space.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -163,7 +178,7 @@ class Supernet(nn.Module):
 def extract_subnet(supernet: Supernet, cfg: SubnetConfig) -> StaticViT:
     """A standalone `StaticViT` holding copies of ``cfg``'s slice of the supernet weights."""
     supernet.set_active(cfg)
-    model = StaticViT(cfg)
+    model = StaticViT(cfg, ln_eps=supernet.ln_eps)
     sliced = {k: v.detach().clone().contiguous() for k, v in supernet.active_state_dict(cfg).items()}
     model.load_state_dict(sliced, strict=True)
     return model.to(next(supernet.parameters()).device).train(supernet.training)

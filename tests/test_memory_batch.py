@@ -115,3 +115,54 @@ def test_share_rejects_bad_input() -> None:
         share_within_budget(space, 1000, "tflm", np.random.default_rng(0))
     with pytest.raises(ConfigError, match="budget_bytes"):
         share_within_budget(space, -1, "mcu", np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_stream_batch_equals_scalar_on_presets(name: str, rng) -> None:
+    space = load_space(name)
+    configs = [space.sample(rng) for _ in range(250)] + [space.min_config(), space.max_config()]
+    configs += [dataclasses.replace(c, attn_rank_ratio=0.45) for c in configs[:150]]
+    batch = encode_configs(configs)
+    for sram in (False, True):
+        got = peak_bytes_batch(batch, "mcu", sram, input="stream")
+        want = np.array([mcu_peak_bytes(c, sram, "stream") for c in configs])
+        assert np.array_equal(got, want), (name, sram)
+        # streaming never costs more than the whole image, and saves where the input binds
+        assert (got <= peak_bytes_batch(batch, "mcu", sram)).all()
+
+
+def test_stream_batch_equals_scalar_on_tiny_spaces_mixed(rng) -> None:
+    configs = [sp.sample(rng) for sp in tiny_spaces() for _ in range(150)]
+    # patch = image (the band is the whole image) and grey images
+    configs += [dataclasses.replace(c, patch_size=c.img_size) for c in configs[:60]]
+    configs += [dataclasses.replace(c, in_chans=1) for c in configs[60:160]]
+    configs = [configs[i] for i in rng.permutation(len(configs))]
+    batch = encode_configs(configs)
+    for sram in (False, True):
+        want = np.array([mcu_peak_bytes(c, sram, "stream") for c in configs])
+        assert np.array_equal(peak_bytes_batch(batch, "mcu", sram, input="stream"), want)
+
+
+def test_stream_share_matches_scalar_and_lowers_input_bound_points(rng) -> None:
+    space = load_space("mcuformer-t").replace(patch_size=(20,), rank_ratio=(0.4,))
+    budget = 160 * 1024  # between the streamed and the whole-image peak of large subnets
+    whole = share_within_budget(space, budget, "mcu", np.random.default_rng(3), n_samples=3000)
+    stream = share_within_budget(
+        space, budget, "mcu", np.random.default_rng(3), n_samples=3000, input="stream"
+    )
+    assert stream.share > whole.share
+    configs = [space.sample(rng) for _ in range(400)]
+    via_objects = np.mean([mcu_peak_bytes(c, False, "stream") <= budget for c in configs])
+    assert abs(via_objects - stream.share) < 4 * np.sqrt(stream.share * (1 - stream.share) / 400) + 0.01
+
+
+def test_batch_options_are_checked() -> None:
+    batch = encode_configs([load_space("digits-tiny").min_config()])
+    with pytest.raises(ConfigError, match="input mode 'camera'"):
+        peak_bytes_batch(batch, "mcu", input="camera")
+    with pytest.raises(ConfigError, match="has no option 'input'"):
+        peak_bytes_batch(batch, "paper", input="stream")
+    with pytest.raises(ConfigError, match="has no option 'input'"):
+        share_within_budget(
+            load_space("digits-tiny"), 1000, "paper", np.random.default_rng(0), input="stream"
+        )

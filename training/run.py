@@ -79,6 +79,10 @@ def train_supernet(
 def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, Any]:
     ckpt_path = output / CKPT_NAME
     amp_dtype(cfg.optim.amp, info.device)  # validated before anything is written
+    if cfg.model.init_from and resume is None and (restart or not ckpt_path.exists()):
+        from search_space.svd_init import check_init_file
+
+        check_init_file(cfg.model.init_from)  # a missing starting point fails before anything is written
     if restart and info.is_main and output.is_dir():
         shutil.rmtree(output)
     barrier(info)

@@ -140,7 +140,7 @@ def _emit_op(wr: _Writer, op: Op, off: dict[str, int]) -> None:
         m0, sh = _multiplier((s["image"] * f["patch_embed.w_scale"]) / s["x0"])
         m0n, shn = wr.array("patch_m0", "int32_t", m0), wr.array("patch_sh", "int8_t", sh)
         pos = wr.array(cname("pos_q"), "int8_t", f["pos_q"], weight=True)
-        cls = wr.array(cname("cls_q"), "int8_t", f["cls_q"], weight=True) if cfg.pool == "cls" else "0"
+        cls = wr.array(cname("cls_q"), "int8_t", f["cls_q"], weight=True) if cfg.has_cls_token else "0"
         stage = u8(off["W"]) if wr.opts.weights_in_sram else "0"
         wr.body.append(
             f"  mcu_patch_embed({u8(off['I'])}, {cfg.img_size}, {cfg.in_chans}, {cfg.patch_size}, "
@@ -196,11 +196,10 @@ def _emit_op(wr: _Writer, op: Op, off: dict[str, int]) -> None:
         )
     elif op.kind == "norm_sum":
         g, b, eps = wr.ln_consts("norm", a["in_act"])
-        wr.body.append(
-            f"  mcu_layernorm_sum({i8(off['X'])}, {n}, {e}, {g}, {b}, {eps}LL, {i32(off['acc'])});"
-        )
+        rows = i8(off["X"] + a["skip"] * e)  # gp: the rows after the class token
+        wr.body.append(f"  mcu_layernorm_sum({rows}, {n - a['skip']}, {e}, {g}, {b}, {eps}LL, {i32(off['acc'])});")
     elif op.kind == "mean":
-        (m0,), (sh,) = _multiplier(s["norm"] / (n * s["pool"]))
+        (m0,), (sh,) = _multiplier(s["norm"] / (cfg.num_patches * s["pool"]))
         wr.body.append(f"  mcu_mean({i32(off['acc'])}, {e}, {m0}, {sh}, {i8(off['P'])});")
     elif op.kind == "head":
         w, b = wr.weights("head", None, off)

@@ -131,7 +131,7 @@ class _Runner:
             bias = raw[: 4 * e].view(np.int32)
         else:
             bias = self.f["patch_embed.b"]
-        off = 1 if cfg.pool == "cls" else 0
+        off = int(cfg.has_cls_token)
         if off:
             x[0] = self.f["cls_q"]
         mult = (self.s["image"] * s_w) / self.s["x0"]
@@ -228,13 +228,13 @@ class _Runner:
         x[:] = saturate_int8(res + requantize(acc, self.s[a["in_act"]] * s_w / s_out))
 
     def norm_sum(self, op: Op, image: np.ndarray) -> None:
-        x = self.mat("X", self.n, self.e)
+        x = self.mat("X", self.n, self.e)[op.args["skip"] :]  # gp: rows after the class token
         y = layernorm_int8(x, self.s[op.args["in_act"]], self.f["norm.G"], self.f["norm.B"], LN_EPS)
         self.a.view("acc", np.int32, self.e)[:] = y.astype(np.int64).sum(axis=0)
 
     def mean(self, op: Op, image: np.ndarray) -> None:
         acc = self.a.view("acc", np.int32, self.e)
-        mult = self.s["norm"] / (self.n * self.s["pool"])
+        mult = self.s["norm"] / (self.cfg.num_patches * self.s["pool"])
         self.a.view("P", np.int8, self.e)[:] = saturate_int8(requantize(acc, mult))
 
     def head(self, op: Op, image: np.ndarray) -> None:

@@ -78,10 +78,10 @@ def quantize_vit(cfg: SubnetConfig, params: dict[str, np.ndarray], act_absmax: d
     w, s_w = _quant_weight(w)
     flash["patch_embed.w"], flash["patch_embed.w_scale"] = w, s_w
     flash["patch_embed.b"] = np.round(params["patch_embed.proj.bias"] / (IMAGE_SCALE * s_w)).astype(np.int32)
-    e, off = cfg.embed_dim, 1 if cfg.pool == "cls" else 0
+    e, off = cfg.embed_dim, int(cfg.has_cls_token)
     pos = params["pos_embed"][0] if cfg.abs_pos else np.zeros((cfg.num_tokens, e))
     flash["pos_q"] = _quant_act(pos[off:], scale["x0"])
-    if cfg.pool == "cls":
+    if cfg.has_cls_token:
         flash["cls_q"] = _quant_act(params["cls_token"].reshape(e) + pos[0], scale["x0"])
     norms = {"norm": "pool" if cfg.pool == "cls" else "norm"}
     for l in range(cfg.depth):  # noqa: E741
@@ -119,7 +119,7 @@ def random_params(cfg: SubnetConfig, rng: np.random.Generator) -> dict[str, np.n
 
     out["patch_embed.proj.weight"] = rng.normal(0, (c * p * p) ** -0.5, (e, c, p, p))
     out["patch_embed.proj.bias"] = rng.normal(0, 0.1, e)
-    if cfg.pool == "cls":
+    if cfg.has_cls_token:
         out["cls_token"] = rng.normal(0, 0.5, (1, 1, e))
     if cfg.abs_pos:
         out["pos_embed"] = rng.normal(0, 0.5, (1, cfg.num_tokens, e))

@@ -17,7 +17,7 @@ from common.config import build_strict, read_config_mapping
 from common.errors import ConfigError
 from memory_model.schedules import SCHEDULES
 from search.constraint import ConstraintCfg
-from search.launch import LAUNCHERS
+from search.launch import EXECUTORS, LAUNCHERS, SubmititSettings
 from search.space.loop import EvolutionSettings
 from search.space.visit import ScoreSettings
 from training.config import TrainConfig, load_config
@@ -54,15 +54,25 @@ class ScoreCfg(ConstraintCfg):
         c = self.constraint()  # the budget is required here
         return ScoreSettings(
             c.sram_budget_bytes, c.flash_budget_bytes, c.schedule, c.weights_in_sram, self.eta,
-            self.eval_subnets, self.eval_pool, self.r_samples, c.max_params, c.min_params,
+            self.eval_subnets, self.eval_pool, self.r_samples, c.max_params, c.min_params, c.input,
         )  # fmt: skip
 
 
 @dataclass
-class LaunchCfg:
-    kind: str = "inprocess"  # inprocess | subprocess | torchrun | command
-    nproc: int = 1  # processes per job for torchrun
+class LaunchCfg(SubmititSettings):
+    """The ``launch`` section: how each visit's job runs and how many run at once. With
+    ``kind: submitit`` the inherited fields (executor, folder, timeout_min, max_num_timeout,
+    poll_s, slurm) set up submitit (see `search.launch`)."""
+
+    kind: str = "inprocess"  # inprocess | subprocess | torchrun | command | submitit
+    nproc: int = 1  # processes per job for torchrun (and the local executor's tasks)
     command: str | None = None  # kind=command: template with {python}, {job_dir}, {nproc}
+    max_parallel: int = 1  # independent visits of a step run at once (inprocess: always 1)
+
+    def settings(self) -> SubmititSettings:
+        return SubmititSettings(
+            self.executor, self.folder, self.timeout_min, self.max_num_timeout, self.poll_s, self.slurm
+        )
 
 
 @dataclass
@@ -127,6 +137,11 @@ def _check(cfg: SpaceEvolutionConfig) -> None:
         (s.r_samples >= 1, "score.r_samples must be >= 1"),
         (launch.kind in LAUNCHERS, f"launch.kind must be one of {list(LAUNCHERS)}"),
         (launch.nproc >= 1, "launch.nproc must be >= 1"),
+        (launch.max_parallel >= 1, "launch.max_parallel must be >= 1"),
+        (launch.executor in EXECUTORS, f"launch.executor must be one of {list(EXECUTORS)}"),
+        (launch.timeout_min > 0 and launch.poll_s > 0, "launch.timeout_min and launch.poll_s must be > 0"),
+        (launch.max_num_timeout >= 0, "launch.max_num_timeout must be >= 0"),
+        (launch.slurm.nodes >= 1 and launch.slurm.gpus_per_node >= 0, "launch.slurm.nodes must be >= 1"),
         (launch.kind != "command" or bool(launch.command), "launch.kind=command needs launch.command"),
         (launch.command is None or "{job_dir}" in launch.command, "launch.command must contain {job_dir}"),
     ]

@@ -44,6 +44,12 @@ to an earlier climb's points either (a repeat). The run's choice is the best of 
 choices compared at equal E: lagging ones are trained up to the largest E when the cap allows,
 else compared at the largest E all of them were measured at, else as they stand.
 
+Independent visits are requested together: the initial points, the neighbours a fit needs
+caught up and the lagging choices of the final comparison go to ``train_many`` at once (a
+runner may train them in parallel), and their results are applied in a fixed order, so the
+run is the same as with one visit after the other (each visit's training depends on its own
+seed, point and warm start only).
+
 Resume: the run is a deterministic replay. Every visit has a stable id (``<point>/v<n>``) and
 its result is cached in the state file, written atomically after every visit and every step;
 rerunning replays the cached visits without training and continues where the run stopped.
@@ -82,11 +88,13 @@ from search.space.grid import (
 )
 
 __all__ = [  # the grid, the fit and the settings live in search.space.grid; importable from here too
-    "EvolutionSettings", "Fit", "Grid", "Point", "PointRecord", "SpaceEvolution", "TrainFn", "VisitRequest",
+    "EvolutionSettings", "Fit", "Grid", "Point", "PointRecord", "SpaceEvolution", "TrainFn", "TrainManyFn",
+    "VisitRequest",
     "climb_segments", "climb_trail", "initial_points", "local_fit", "move_steps", "path_text",
 ]  # fmt: skip
 
 log = logging.getLogger("mcunas.evolve")
+TrainManyFn = Callable[[list[VisitRequest]], list[dict[str, Any]]]  # independent visits, results in order
 STATE_FORMAT = "mcunas-space-evolution/1"
 
 
@@ -101,8 +109,10 @@ class SpaceEvolution:
         state_path: str | Path | None = None,
         fingerprint: dict[str, Any] | None = None,
         feasible: Callable[[Point], bool] | None = None,
+        train_many: TrainManyFn | None = None,
     ) -> None:
         self.grid, self.settings, self.train, self.feasible = grid, settings, train, feasible
+        self.train_many: TrainManyFn = train_many or (lambda reqs: [self.train(r) for r in reqs])
         self.state_path = Path(state_path) if state_path is not None else None
         self.fingerprint = json.loads(json.dumps(fingerprint or {}))
         self.cache: dict[str, dict[str, Any]] = {}
@@ -132,37 +142,49 @@ class SpaceEvolution:
         self.final: dict[str, Any] | None = None  # the comparison of the climbs' choices
 
     # ---- visits -------------------------------------------------------------------------
-    def _visit(self, pt: Point, epochs: int, init: Point | None, label: str | None = None) -> PointRecord:
-        rec = self.points.setdefault(pt, PointRecord(pt))
-        key = self.grid.key(pt)
-        job_id = f"{key}/{label or f'v{len(rec.jobs)}'}"
+    def _request(self, pt: Point, epochs: int, init: Point | None, label: str | None = None) -> VisitRequest:
+        """The visit's request (its id, epochs and warm start follow from the state so far)."""
+        rec = self.points.get(pt)
+        job_id = f"{self.grid.key(pt)}/{label or f'v{len(rec.jobs) if rec else 0}'}"
         init_job = None if init is None else self.points[init].jobs[-1]
         base_e = 0 if init is None else self.points[init].epochs
         req = VisitRequest(job_id, pt, self.grid.value(pt), epochs, init_job, base_e + epochs)
         cached = self.cache.get(job_id)
-        if cached is not None:
-            if cached["epochs"] != epochs or cached["init_job"] != init_job:
-                raise ConfigError(
-                    f"cached visit {job_id} was trained differently ({cached['epochs']} epochs from "
-                    f"{cached['init_job']}); use another --output"
-                )
-            scores = cached["scores"]
-        else:
+        if cached is not None and (cached["epochs"] != epochs or cached["init_job"] != init_job):
+            raise ConfigError(
+                f"cached visit {job_id} was trained differently ({cached['epochs']} epochs from "
+                f"{cached['init_job']}); use another --output"
+            )
+        return req
+
+    def _visits(self, specs: list[tuple[Point, int, Point | None, str | None]]) -> list[PointRecord]:
+        """Independent visits (distinct points), requested at once: the uncached ones go to
+        ``train_many`` together, then every result is applied in the order given, exactly as
+        one visit after the other would."""
+        reqs = [self._request(*spec) for spec in specs]
+        assert len({r.point for r in reqs}) == len(reqs), "a batch visits each point once"
+        todo = [r for r in reqs if r.job_id not in self.cache]
+        for req in todo:
             log.info(
                 "visit %s: %d epochs from %s (E -> %d)",
-                job_id,
-                epochs,
-                init_job or "the run's starting weights",
-                req.total_epochs,
-            )
-            scores = self.train(req)
-            self.cache[job_id] = json.loads(json.dumps({**asdict(req), "scores": scores}))
-        rec.jobs.append(job_id)
+                req.job_id, req.epochs, req.init_job or "the run's starting weights", req.total_epochs,
+            )  # fmt: skip
+        for req, scores in zip(todo, self.train_many(todo) if todo else [], strict=True):
+            self.cache[req.job_id] = json.loads(json.dumps({**asdict(req), "scores": scores}))
+        return [self._apply(req, self.cache[req.job_id]["scores"]) for req in reqs]
+
+    def _visit(self, pt: Point, epochs: int, init: Point | None, label: str | None = None) -> PointRecord:
+        return self._visits([(pt, epochs, init, label)])[0]
+
+    def _apply(self, req: VisitRequest, scores: dict[str, Any]) -> PointRecord:
+        pt = req.point
+        rec = self.points.setdefault(pt, PointRecord(pt))
+        rec.jobs.append(req.job_id)
         rec.trained = bool(scores.get("trained", True))
         rec.epochs = req.total_epochs if rec.trained else self._standing_epochs(pt)
         rec.S, rec.A, rec.R = (float(scores[k]) for k in ("S", "A", "R"))
         rec.history.append({"E": rec.epochs, "S": rec.S, "A": rec.A, "R": rec.R})
-        self.total_epochs += epochs if rec.trained else 0
+        self.total_epochs += req.epochs if rec.trained else 0
         self._save()
         return rec
 
@@ -219,13 +241,11 @@ class SpaceEvolution:
         lags = sum(target - self.points[p].epochs for p in trained)
         if not self._affordable(lags):
             return nbrs, None
-        caught = []
-        for p in trained:
-            lag = target - self.points[p].epochs
-            if lag > 0:
-                self._visit(p, lag, p)
-                caught.append(self.grid.key(p))
-        return nbrs, caught
+        lagging = [
+            (p, target - self.points[p].epochs, p, None) for p in trained if self.points[p].epochs < target
+        ]
+        self._visits(lagging)
+        return nbrs, [self.grid.key(p) for p, *_ in lagging]
 
     def _step(self, step: int, x: Point) -> Point | None:
         nbrs, caught = self._neighbourhood(x)
@@ -337,10 +357,8 @@ class SpaceEvolution:
         lags = {p: target - self.points[p].epochs for p in cands}
         caught = []
         if self._affordable(sum(lags.values()), stop=False):
-            for p in cands:
-                if lags[p] > 0:
-                    self._visit(p, lags[p], p)
-                    caught.append(self.grid.key(p))
+            self._visits([(p, lags[p], p, None) for p in cands if lags[p] > 0])
+            caught = [self.grid.key(p) for p in cands if lags[p] > 0]
         common = set.intersection(*({h["E"] for h in self.points[p].history} for p in cands))
         at = max(common) if common else None
 
@@ -364,8 +382,9 @@ class SpaceEvolution:
         """Run (or replay and continue) the evolution; returns the result dict."""
         self._reset()
         s = self.settings
-        for pt in initial_points(self.grid, s, self.feasible):
-            self._visit(pt, s.epochs_per_visit, None)
+        self._visits(
+            [(pt, s.epochs_per_visit, None, None) for pt in initial_points(self.grid, s, self.feasible)]
+        )
         x = self._best_S(list(self.points))
         self._add_to_path(x, 0)
         bar = tqdm(

@@ -31,7 +31,7 @@ import yaml
 
 from common.errors import ConfigError
 from common.files import atomic_copy, atomic_write_text, prepare_output
-from search.launch import make_launcher
+from search.launch import JobRunner, make_launcher
 from search.space.config import SpaceEvolutionConfig
 from search.space.loop import (
     EvolutionSettings,
@@ -43,7 +43,7 @@ from search.space.loop import (
 )
 from search.space.visit import CKPT_FILE, RESULT_FILE, score_without_training, write_job
 from search_space.space import SearchSpace
-from search_space.svd_init import check_dense_source
+from search_space.svd_init import check_dense_source, check_init_file
 from training.config import TrainConfig
 from training.run import resolve_space
 
@@ -67,7 +67,12 @@ class EvolveRun:
         self.pretrain_dir, self.pretrain_dict = _pretraining(cfg, train, self.base)
         self.settings = cfg.settings()
         initial_points(self.grid, self.settings)  # off-grid points fail here, before anything is written
-        self.launcher = make_launcher(cfg.launch.kind, cfg.launch.nproc, cfg.launch.command)
+        launch = cfg.launch
+        folder = self.output / launch.folder  # submitit's logs (absolute folders stay as they are)
+        self.launcher = JobRunner(
+            make_launcher(launch.kind, launch.nproc, launch.command, launch.settings(), folder),
+            launch.max_parallel,
+        )
         if not any(self.fits(pt) for pt in self.grid.points()):  # before any training is started
             raise ConfigError(
                 f"no point of the grid (rank_ratio {list(self.grid.rank_ratio)}, patch_size "
@@ -86,8 +91,9 @@ class EvolveRun:
         if self.pretrain_dict is not None:  # (absent from runs without one, whose states stay valid)
             fingerprint["pretrain"] = _portable(self.pretrain_dict)
         self.evolution = SpaceEvolution(
-            self.grid, self.settings, self.visit, self.output / STATE_FILE, fingerprint, self.fits
-        )
+            self.grid, self.settings, self.visit, self.output / STATE_FILE, fingerprint, self.fits,
+            train_many=self.visit_many,
+        )  # fmt: skip
 
     # ---- one visit as a job ---------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -115,7 +121,8 @@ class EvolveRun:
         """Whether some subnet of the point is within budget (no training)."""
         return self.known_score(pt) is None
 
-    def visit(self, req: VisitRequest) -> dict[str, Any]:
+    def _prepare(self, req: VisitRequest) -> dict[str, Any] | None:
+        """Write the visit's job (``None``), or its known score when nothing of the point fits."""
         known = self.known_score(req.point)
         if known is not None:  # nothing fits: A = 0 whatever the weights, no job to run
             log.info("%s: no subnet within budget, S=%.4f without training", req.job_id, known["S"])
@@ -133,17 +140,31 @@ class EvolveRun:
         else:  # from the nearest trained point's supernet
             train["model"]["init_supernet"] = str(self.job_dir(req.init_job) / CKPT_FILE)
         train["log"].update(output=str(job_dir), progress=False, wandb=False)
-        done = job_dir / RESULT_FILE
-        if done.exists():  # finished before (a rerun): read it back, nothing to launch
-            result = json.loads(done.read_text())
-        else:
+        if not (job_dir / RESULT_FILE).exists():  # finished before (a rerun): nothing to launch
             write_job(job_dir, train, self.score)
-            result = self.launcher(job_dir)
-        log.info(
-            "%s: E=%d A=%.2f%% (max subnet %.2f%%) R=%.3f S=%.4f",
-            req.job_id, req.total_epochs, 100 * result["A"], 100 * result["A_max"], result["R"], result["S"],
-        )  # fmt: skip
-        return {**{k: result[k] for k in SCORE_KEYS}, "trained": True}
+        return None
+
+    def visit_many(self, reqs: list[VisitRequest]) -> list[dict[str, Any]]:
+        """Independent visits: their jobs run together (up to ``launch.max_parallel`` at a time);
+        scores in the order of ``reqs``."""
+        known = [self._prepare(req) for req in reqs]
+        jobs = [self.job_dir(r.job_id) for r, k in zip(reqs, known, strict=True) if k is None]
+        results = iter(self.launcher.run_many(jobs))
+        out = []
+        for req, k in zip(reqs, known, strict=True):
+            if k is not None:
+                out.append(k)
+                continue
+            result = next(results)
+            log.info(
+                "%s: E=%d A=%.2f%% (max subnet %.2f%%) R=%.3f S=%.4f",
+                req.job_id, req.total_epochs, 100 * result["A"], 100 * result["A_max"], result["R"], result["S"],
+            )  # fmt: skip
+            out.append({**{k: result[k] for k in SCORE_KEYS}, "trained": True})
+        return out
+
+    def visit(self, req: VisitRequest) -> dict[str, Any]:
+        return self.visit_many([req])[0]
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -209,6 +230,8 @@ def _pretraining(
     """Where the dense supernet is trained and its training config; both ``None`` without one."""
     pre = cfg.pretrain_config()
     if pre is None:
+        if recipe.model.init_from:  # every new point starts from it: a missing file fails before any visit
+            check_init_file(recipe.model.init_from, "recipe.overrides.model.init_from")
         return None, None
     if recipe.model.init_from:
         raise ConfigError(

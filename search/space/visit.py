@@ -62,6 +62,7 @@ class ScoreSettings:
     r_samples: int = 10000  # Monte Carlo samples of R when the point is too large to enumerate
     max_params: int | None = None
     min_params: int | None = None
+    input: str = "whole"  # mcu: the image whole in SRAM, or "stream" (one row of patches at a time)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScoreSettings:
@@ -74,7 +75,7 @@ class ScoreSettings:
     def constraint(self) -> MemoryConstraint:
         return MemoryConstraint(
             self.budget_bytes, self.schedule, self.weights_in_sram, self.flash_budget_bytes,
-            self.max_params, self.min_params,
+            self.max_params, self.min_params, self.input,
         )  # fmt: skip
 
 
@@ -99,7 +100,7 @@ def share(space: SearchSpace, score: ScoreSettings, seed: int) -> tuple[float, s
             score.schedule,
             rng,
             score.r_samples,
-            weights_in_sram=score.weights_in_sram,
+            **score.constraint.options,
         )
         return est.share, est.method
     draws = [space.sample(rng) for _ in range(score.r_samples)]

@@ -5,6 +5,12 @@ section rebuilds the same train/holdout/test split. The search ranks subnets on 
 split (never trained on); the test split is only read for final reports. The ViT has no
 BatchNorm, so inherited weights need no recalibration.
 
+Under torchrun (``WORLD_SIZE`` > 1) every rank loads the supernet and the whole holdout split,
+joins one process group (gloo on CPU, NCCL on CUDA, one GPU per rank) and evaluates its share
+of each generation's candidates (`search.subnet.evolution.evaluate_all`: candidates
+``rank::world``); the scores are gathered on every rank, so each rank runs the same search.
+A candidate's top-1 is computed exactly as in one process, hence the same generations.
+
 A split is decoded once and kept in host memory as uint8 pixels (after the eval loader's
 resize and centre crop), a quarter of its float32 size. Each batch is normalised on the
 evaluation device through a (channel, pixel level) -> float table that the loader's own
@@ -13,6 +19,9 @@ to-tensor and normalisation steps compute, so the floats are bit-identical to th
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +37,7 @@ from search_space.static import StaticViT
 from search_space.supernet import extract_subnet
 from training.checkpoint import load_supernet
 from training.data import build_loaders
+from training.distributed import DistInfo, barrier, cleanup, init_distributed
 from training.engine import evaluate
 
 PIXEL_LEVELS = 256
@@ -110,9 +120,25 @@ class SupernetEvaluator:
     def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
         self.checkpoint = str(checkpoint)
         self.device = resolve_device(device)
+        self.dist = DistInfo()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each rank evaluates a share
+            self.dist = init_distributed(self.device.type)
+            self.device = self.dist.device
+            atexit.register(cleanup, self.dist)
+            if not self.dist.is_main:  # one rank reports
+                logging.getLogger("mcunas").setLevel(logging.WARNING)
         loaded = load_supernet(checkpoint, device=self.device)
         self.supernet, self.space, self.train_cfg = loaded.model, loaded.space, loaded.config
         self._splits: dict[str, CachedSplit] = {}
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the outputs (rank 0, or the only process)."""
+        return self.dist.is_main
+
+    def barrier(self) -> None:
+        """Wait for every rank (nothing without torchrun)."""
+        barrier(self.dist)
 
     def _split(self, name: str) -> CachedSplit:
         """One split, decoded once and kept in memory as uint8 pixels (the search reads it often)."""

@@ -12,6 +12,11 @@ refill the population. Random search draws the same number of feasible configs p
 generation. Each generation evaluates only configs never seen before, so both algorithms
 spend ``population x generations`` evaluations.
 
+Under torch.distributed (torchrun) each rank runs the same search and evaluates a share of
+each generation's candidates (`evaluate_all`: candidates ``rank::world``); the gathered scores
+are identical on every rank, so every rank breeds the same next generation and the result is
+the one-process run's. Rank 0 alone writes the state.
+
 State (evaluated configs in order, the generator's ``bit_generator.state``, the per-generation
 records) is saved atomically after every generation; a search started again from that state
 replays the uninterrupted run exactly.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -98,6 +104,31 @@ def infeasible_message(constraint: Constraint, space: SearchSpace, draws: int) -
     if callable(explain):
         return explain(space, draws)
     return f"no subnet of space '{space.name}' satisfied the constraint in {draws} random draws"
+
+
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
+    dist = sys.modules.get("torch.distributed")  # never imports torch for a plain search
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def evaluate_all(evaluate: Fitness, configs: list[SubnetConfig]) -> list[float]:
+    """The fitness of every config, in order. Under torch.distributed each rank evaluates
+    ``configs[rank::world]`` and the scores are gathered, so every rank returns all of them."""
+    rank, world = _rank_world()
+    if world == 1:
+        return [float(evaluate(c)) for c in configs]
+    import torch.distributed as dist
+
+    mine = [float(evaluate(c)) for c in configs[rank::world]]
+    shares: list[list[float] | None] = [None] * world
+    dist.all_gather_object(shares, mine)
+    out = [0.0] * len(configs)
+    for r, share in enumerate(shares):
+        out[r::world] = share
+    return out
 
 
 class _Search:
@@ -218,12 +249,10 @@ class _Search:
         candidates = self.next_candidates()
         if self.generation == 0:
             self.initial = list(candidates)
-        fitness = []
-        for cfg in candidates:
-            fitness.append(float(self.evaluate(cfg)))
-            self.cache[cfg] = fitness[-1]
-            if bar is not None:
-                bar.update(1)
+        fitness = evaluate_all(self.evaluate, candidates)
+        self.cache.update(zip(candidates, fitness, strict=True))
+        if bar is not None:
+            bar.update(len(candidates))
         self.generation += 1
         best, best_fitness = max(self.cache.items(), key=lambda item: item[1])
         top = [self.cache[c] for c in self._top(self.s.parents)]
@@ -271,6 +300,7 @@ def run_search(
     """
     search = _Search(space, constraint, evaluate, settings)
     state_path = Path(output) / "search_state.json" if output is not None else None
+    main = _rank_world()[0] == 0  # every rank searches; rank 0 writes
     if state_path is not None and state_path.exists():
         state = json.loads(state_path.read_text())
         if state.get("format") != STATE_FORMAT:
@@ -288,12 +318,12 @@ def run_search(
         initial=len(search.cache),
         desc=settings.algorithm,
         unit="subnet",
-        disable=None if progress else True,
+        disable=None if progress and main else True,
     ) as bar:
         while search.generation < settings.generations and not search.exhausted:
             record = search.step(bar)
             log.info(json.dumps(record))
-            if state_path is not None:
+            if state_path is not None and main:
                 atomic_write_text(state_path, json.dumps(search.state_dict()))
                 lines = "".join(json.dumps(r) + "\n" for r in search.history)
                 atomic_write_text(state_path.with_name("generations.jsonl"), lines)

@@ -111,10 +111,12 @@ def run_subnet_search(
     evaluator = SupernetEvaluator(cfg.supernet, cfg.device)
     constraint.check_feasible(evaluator.space)
     _check_output(cfg, output, restart)
-    if restart and output.is_dir():
-        shutil.rmtree(output)
-    prepare_output(output)
-    atomic_write_text(output / "search_config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if evaluator.is_main:  # under torchrun rank 0 writes; the other ranks evaluate their share
+        if restart and output.is_dir():
+            shutil.rmtree(output)
+        prepare_output(output)
+        atomic_write_text(output / "search_config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    evaluator.barrier()
     log.info(
         "%s search over space '%s' (%s subnets) under %s; fitness = holdout top-1 with inherited weights",
         cfg.search.algorithm, evaluator.space.name, f"{evaluator.space.num_subnets():,}", constraint.describe(),
@@ -122,6 +124,8 @@ def run_subnet_search(
     result = run_search(
         evaluator.space, constraint, evaluator.holdout_top1, cfg.search, output=output, progress=cfg.progress
     )
+    if not evaluator.is_main:
+        return {"text": f"rank {evaluator.dist.rank}: evaluated its share of every generation"}
     summary = report_result(result, evaluator, constraint, output)
     if finish is not None:  # e.g. deploy.finetune.finetune_best: finetune and export the best subnet
         summary = finish(summary, result.best, evaluator, cfg)
