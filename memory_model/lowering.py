@@ -421,7 +421,9 @@ class Lowering:
     def _l_slice(self, node: torch.fx.Node, acts: list[_Act]) -> _Act:
         if self.shape_of(node) == acts[0].shape:
             return acts[0]
-        return self._simple(node, "STRIDED_SLICE", [self.as_shape(acts[0], node.name)], acts[0].nhwc)
+        step = node.args[4] if len(node.args) > 4 else 1
+        kind = "SLICE" if step == 1 else "STRIDED_SLICE"  # the converter's choice (e.g. gp's x[:, 1:])
+        return self._simple(node, kind, [self.as_shape(acts[0], node.name)], acts[0].nhwc)
 
     def _l_permute(self, node: torch.fx.Node, acts: list[_Act]) -> _Act:
         x, shape = acts[0], self.shape_of(node)

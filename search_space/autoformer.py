@@ -169,6 +169,12 @@ def autoformer_space(
         space = SearchSpace.from_dict({**axes, **fixed, "name": name})
     else:
         space = choices.replace(**fixed)
+    if not flags.change_qkv and space.embed_dim != (top["embed_dim"],):
+        raise ConfigError(
+            f"without --change_qkv AutoFormer's attention keeps the supernet's q/k/v width and scales by "
+            f"the sampled embed width, which this project's attention reproduces only at embed "
+            f"{top['embed_dim']}; use a space with embed_dim [{top['embed_dim']}]"
+        )
     big = space.max_config()
     for axis, value in (
         ("embed_dim", big.embed_dim),

@@ -160,7 +160,7 @@ def transfer_state_dict(
             pos = src[:, :, : init.shape[-1]]
             g_src, g_dst = _pos_grid(src_space), _pos_grid(dst_space)
             if g_src != g_dst:
-                prefix = 1 if dst_space.pool == "cls" else 0
+                prefix = int(dst_space.pool != "avg")  # cls and gp keep a class token
                 pos = resample_abs_pos_embed(
                     pos.float(), [g_dst, g_dst], [g_src, g_src], num_prefix_tokens=prefix
                 )

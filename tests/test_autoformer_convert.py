@@ -323,3 +323,32 @@ def test_missing_init_from_stops_training_before_anything_is_written(tmp_path: P
     argv = ["--cfg", str(cfg), "-o", f"model.init_from={tmp_path / 'pretrained' / 'supernet-tiny.pth'}"]
     assert_refused(supernet_train.main, argv, "model.init_from", capsys, tmp_path)
     assert not out.exists()
+
+
+def test_without_change_qkv_block_ordered_qkv_round_trips(tmp_path: Path) -> None:
+    """An AutoFormer supernet trained without --change_qkv keeps q, k, v as plain blocks of the
+    embed width (head width = embed / heads): written under AutoFormer's names from a supernet of
+    this project, it converts back to the same outputs; a narrower embed choice is refused."""
+    space = SearchSpace.from_dict({"embed_dim": [32], "depth": [1, 2], "num_heads": [2], "mlp_ratio": [2, 3],
+                                   "patch_size": [8], "img_size": 32, "num_classes": 5, "head_dim": 16,
+                                   "rel_pos": True, "pool": "cls"})  # fmt: skip
+    ours = Supernet(space, ln_eps=AF_LN_EPS).eval()
+    renames = {"patch_embed.weight": "patch_embed_super.proj.weight", "patch_embed.bias": "patch_embed_super.proj.bias",
+               "norm1": "attn_layer_norm", "norm2": "ffn_layer_norm", "mlp.fc1": "fc1", "mlp.fc2": "fc2",
+               "rel_pos_k.table": "rel_pos_embed_k.embeddings_table", "rel_pos_v.table": "rel_pos_embed_v.embeddings_table"}  # fmt: skip
+    af = {}
+    for key, value in ours.state_dict().items():
+        for a, b in renames.items():
+            key = key.replace(a, b)
+        af[key] = value.clone()
+    torch.save({"model": af, "args": argparse.Namespace(gp=False, change_qkv=False)}, tmp_path / "af.pth")
+    model, got_space, flags = load_autoformer_supernet(tmp_path / "af.pth", choices=space)
+    assert flags == AutoFormerFlags(gp=False, change_qkv=False) and got_space.head_dim == 16
+    x = torch.randn(2, 3, 32, 32)
+    for cfg in (space.min_config(), space.max_config()):
+        ours.set_active(cfg)
+        model.set_active(cfg)
+        with torch.no_grad():
+            assert torch.equal(model(x), ours(x))
+    with pytest.raises(ConfigError, match="without --change_qkv"):
+        load_autoformer_supernet(tmp_path / "af.pth", choices=space.replace(embed_dim=(16, 32)))

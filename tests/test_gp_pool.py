@@ -117,16 +117,17 @@ def test_gp_c_library_bit_exact_with_numpy_executor(sram: bool, tmp_path) -> Non
     assert len({tuple(r) for r in ref}) > 1
 
 
-@pytest.mark.parametrize("rel_pos", [False, True])
-def test_gp_static_model_lowers_to_the_config_tflm_graph(rel_pos: bool) -> None:
-    """The exported gp StaticViT: same ops, buffers, peak and flash as `tflm_graph(cfg)`."""
+@pytest.mark.parametrize("abs_pos", [True, False])
+def test_gp_static_model_lowers_to_the_config_tflm_graph(abs_pos: bool) -> None:
+    """The exported gp StaticViT: same ops, buffers, peak and flash as `tflm_graph(cfg)` (which,
+    for any pool, does not model relative position)."""
     from memory_model import peak_sram
     from memory_model.flash import flash_bytes
     from memory_model.profile import lower, profile_model
     from memory_model.tflite_graph import graph_buffers
 
     cfg = SubnetConfig(embed_dim=16, depth=2, num_heads=(1, 2), mlp_ratio=(2.0, 1.0), patch_size=5, img_size=21,
-                       num_classes=10, head_dim=8, rank_ratio=0.5, pool="gp", rel_pos=rel_pos)  # fmt: skip
+                       num_classes=10, head_dim=8, rank_ratio=0.5, pool="gp", abs_pos=abs_pos)  # fmt: skip
     g = lower(StaticViT(cfg), torch.zeros(1, 3, cfg.img_size, cfg.img_size))
     ref = tflm_graph(cfg)
     assert g.op_kinds() == ref.op_names()
@@ -135,3 +136,17 @@ def test_gp_static_model_lowers_to_the_config_tflm_graph(rel_pos: bool) -> None:
     report = profile_model(StaticViT(cfg), cfg.img_size)
     assert report.peak_bytes == peak_sram(cfg, "tflm").options["head_bytes"]
     assert report.flash_bytes == flash_bytes(cfg)
+
+
+def test_gp_warm_start_keeps_the_class_token_position() -> None:
+    """Warm start between gp space points of different grids resamples only the patch positions."""
+    from search_space.supernet import Supernet
+    from search_space.transfer import warm_start
+
+    src_space = SearchSpace(embed_dim=(16,), depth=(1,), num_heads=(1,), mlp_ratio=(2.0,), patch_size=(8,),
+                            img_size=32, num_classes=5, head_dim=8, pool="gp")  # fmt: skip
+    dst_space = src_space.replace(patch_size=(16,))
+    src, dst = Supernet(src_space), Supernet(dst_space)
+    warm_start(dst, src.state_dict(), src_space)
+    assert dst.pos_embed.shape[1] == 1 + 4 and src.pos_embed.shape[1] == 1 + 16
+    assert torch.equal(dst.pos_embed[:, 0], src.pos_embed[:, 0])

@@ -98,7 +98,7 @@ def _train(cfg, space, output, info, resume, restart, check_sync) -> dict[str, A
     if cfg.data.multiscale:  # MobileViT-style: batch size follows the step's token count
         multiscale = MultiScaleBatchSampler(
             len(loaders.train.dataset), cfg.data.batch_size, space.patch_size, space.img_size,
-            cls_token=space.pool == "cls", seed=cfg.seed, rank=info.rank, world_size=info.world_size,
+            cls_token=space.pool != "avg", seed=cfg.seed, rank=info.rank, world_size=info.world_size,
         )  # fmt: skip
         loaders = dataclasses.replace(loaders, train=multiscale_loader(loaders.train, multiscale))
     if info.is_main:

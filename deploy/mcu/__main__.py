@@ -17,6 +17,7 @@ from deploy.mcu.build import TOOLCHAIN_PACKAGES, toolchain_missing
 from deploy.mcu.codegen import GenOptions
 from deploy.mcu.run import Steps, deploy, summary_lines
 from deploy.mcu.source import load_float_model, load_subnet, quantize_model, random_model, search_dir_files
+from memory_model.mcu import check_input_mode
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,6 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--board", default="stm32f746", help=f"board preset: {', '.join(BOARDS)}")
     p.add_argument("--placement", choices=("sram", "flash"), default="sram",
                    help="weights staged per op into the arena (sram, the search's default) or read from flash")  # fmt: skip
+    p.add_argument("--input", default="whole",
+                   help="whole: the image in the arena; stream: one row of patches at a time from mcu_read_rows()")  # fmt: skip
     p.add_argument(
         "--ext-flash", action="store_true", help="place weights beyond internal flash in the board's QSPI"
     )
@@ -50,6 +53,7 @@ def _validate(args: argparse.Namespace) -> None:
     for name in ("images", "check", "qemu_images"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    check_input_mode(args.input)
     if args.subkernel < 1 or args.sqrt_iters < 0:
         raise ConfigError("--subkernel must be >= 1 and --sqrt-iters >= 0")
     if not (args.search or args.subnet):
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if board is not None and args.qemu_images:
             qemu_x = load_digits_split("test", cfg.img_size)[0][: args.qemu_images]
         steps = Steps(test_x, args.check, qemu_x, board, args.ext_flash, args.dsp)
-        opts = GenOptions(args.placement == "sram", args.subkernel, args.sqrt_iters)
+        opts = GenOptions(args.placement == "sram", args.subkernel, args.sqrt_iters, input=args.input)
         out = (
             Path(args.out) if args.out else (Path(args.search) / "mcu" if args.search else Path("mcu_build"))
         )

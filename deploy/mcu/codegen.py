@@ -18,7 +18,7 @@ from deploy.mcu.plan import ArenaPlan, plan_arena, schedule
 from memory_model.int8 import intops
 from memory_model.int8.executor import LN_EPS
 from memory_model.int8.quant import QuantViT
-from memory_model.mcu import Op
+from memory_model.mcu import Op, check_input_mode
 
 KERNEL_FILES = (
     "mcu_kernels.h",
@@ -39,6 +39,7 @@ class GenOptions:
     subkernel: int = 4
     sqrt_iters: int = 3
     ext_weights: frozenset[str] = field(default_factory=frozenset)  # weight arrays placed in QSPI
+    input: str = "whole"  # the image whole in the arena, or "stream": one row of patches at a time
 
 
 @dataclass(frozen=True)
@@ -135,18 +136,15 @@ def _emit_op(wr: _Writer, op: Op, off: dict[str, int]) -> None:
     if op.kind == "input":
         return
     if op.kind == "patch_embed":
-        wn = wr.array(cname("patch_embed.w"), "int8_t", f["patch_embed.w"], weight=True)
-        bn = wr.array(cname("patch_embed.b"), "int32_t", f["patch_embed.b"], weight=True)
-        m0, sh = _multiplier((s["image"] * f["patch_embed.w_scale"]) / s["x0"])
-        m0n, shn = wr.array("patch_m0", "int32_t", m0), wr.array("patch_sh", "int8_t", sh)
-        pos = wr.array(cname("pos_q"), "int8_t", f["pos_q"], weight=True)
-        cls = wr.array(cname("cls_q"), "int8_t", f["cls_q"], weight=True) if cfg.has_cls_token else "0"
+        consts = _patch_consts(wr)
         stage = u8(off["W"]) if wr.opts.weights_in_sram else "0"
         wr.body.append(
             f"  mcu_patch_embed({u8(off['I'])}, {cfg.img_size}, {cfg.in_chans}, {cfg.patch_size}, "
-            f"{cfg.grid_size}, {wr.opts.subkernel}, {wn}, {bn}, {m0n}, {shn}, {pos}, {cls}, {e}, "
+            f"{cfg.grid_size}, {wr.opts.subkernel}, {consts}, {e}, "
             f"{i32(off['acc'])}, {i8(off['X'])}, {stage});"
         )
+    elif op.kind == "patch_embed_stream":
+        _emit_patch_stream(wr, op, off)
     elif op.kind == "layernorm":
         g, b, eps = wr.ln_consts(a["param"], a["in_act"])
         rows, dst = (1, off["P"]) if a["rows"] == "cls" else (n, off[op.alloc[0][0]])
@@ -197,7 +195,9 @@ def _emit_op(wr: _Writer, op: Op, off: dict[str, int]) -> None:
     elif op.kind == "norm_sum":
         g, b, eps = wr.ln_consts("norm", a["in_act"])
         rows = i8(off["X"] + a["skip"] * e)  # gp: the rows after the class token
-        wr.body.append(f"  mcu_layernorm_sum({rows}, {n - a['skip']}, {e}, {g}, {b}, {eps}LL, {i32(off['acc'])});")
+        wr.body.append(
+            f"  mcu_layernorm_sum({rows}, {n - a['skip']}, {e}, {g}, {b}, {eps}LL, {i32(off['acc'])});"
+        )
     elif op.kind == "mean":
         (m0,), (sh,) = _multiplier(s["norm"] / (cfg.num_patches * s["pool"]))
         wr.body.append(f"  mcu_mean({i32(off['acc'])}, {e}, {m0}, {sh}, {i8(off['P'])});")
@@ -206,6 +206,30 @@ def _emit_op(wr: _Writer, op: Op, off: dict[str, int]) -> None:
         wr.body.append(f"  mcu_head({i8(off['P'])}, {e}, {cfg.num_classes}, {w}, {b}, {i32(off['logits'])});")
     else:
         raise ValueError(f"no C kernel for op kind {op.kind!r}")
+
+
+def _patch_consts(wr: _Writer) -> str:
+    """The patch embedding's constants as C arguments: weight, bias, m0, shift, pos, cls."""
+    q, f = wr.q, wr.q.flash
+    wn = wr.array(cname("patch_embed.w"), "int8_t", f["patch_embed.w"], weight=True)
+    bn = wr.array(cname("patch_embed.b"), "int32_t", f["patch_embed.b"], weight=True)
+    m0, sh = _multiplier((q.act_scale["image"] * f["patch_embed.w_scale"]) / q.act_scale["x0"])
+    m0n, shn = wr.array("patch_m0", "int32_t", m0), wr.array("patch_sh", "int8_t", sh)
+    pos = wr.array(cname("pos_q"), "int8_t", f["pos_q"], weight=True)
+    cls = wr.array(cname("cls_q"), "int8_t", f["cls_q"], weight=True) if q.cfg.has_cls_token else "0"
+    return f"{wn}, {bn}, {m0n}, {shn}, {pos}, {cls}"
+
+
+def _emit_patch_stream(wr: _Writer, op: Op, off: dict[str, int]) -> None:
+    """Streamed input: the band kernel pulls each row of patches through ``mcu_read_rows``."""
+    cfg = wr.q.cfg
+    stage = f"(A + {off['W']})" if wr.opts.weights_in_sram else "0"
+    wr.body.append(
+        f"  mcu_patch_embed_band(mcu_read_rows, (A + {off['I']}), {op.args['band_rows']}, {cfg.img_size}, "
+        f"{cfg.in_chans}, {cfg.patch_size}, {cfg.grid_size}, {wr.opts.subkernel}, {_patch_consts(wr)}, "
+        f"{cfg.embed_dim}, "
+        f"(int32_t *)(void *)(A + {off['acc']}), (int8_t *)(A + {off['X']}), {stage});"
+    )
 
 
 def _consts_header(sqrt_iters: int) -> str:
@@ -225,6 +249,29 @@ def _consts_header(sqrt_iters: int) -> str:
     return f"/* Generated: fixed-point constants of memory_model.int8.intops. */\n#ifndef MCU_CONSTS_H\n#define MCU_CONSTS_H\n{body}\n#endif\n"
 
 
+def _input_decls(input: str) -> str:
+    """model.h: how the image reaches the model (whole input buffer or streamed rows)."""
+    if input == "stream":
+        return (
+            "#define MCU_INPUT_STREAM 1\n\n"
+            "/* The image is streamed: the model calls the application's mcu_read_rows(y0, y1, dst)\n"
+            " * (mcu_kernels.h) for each row of patches. Run the schedule; returns the int32 logits. */"
+        )
+    return (
+        "#define MCU_INPUT_STREAM 0\n\n"
+        "/* Where the caller writes the uint8 image (H, W, C): the schedule's input buffer. */\n"
+        "uint8_t *mcu_model_input(void);\n"
+        "/* Run the schedule on the image in the input buffer; returns the int32 logits. */"
+    )
+
+
+def _input_defs(input: str, plan: ArenaPlan) -> list[str]:
+    """model.c: the whole-image input buffer's accessor (a streamed model has none)."""
+    if input == "stream":
+        return []
+    return [f"uint8_t *mcu_model_input(void) {{ return A + {plan.input_offset}; }}"]
+
+
 def _model_files(q: QuantViT, plan: ArenaPlan, wr: _Writer) -> tuple[str, str]:
     cfg = q.cfg
     placement = (
@@ -241,10 +288,7 @@ def _model_files(q: QuantViT, plan: ArenaPlan, wr: _Writer) -> tuple[str, str]:
 #define MCU_NUM_CLASSES {cfg.num_classes}
 #define MCU_ARENA_BYTES {plan.arena_bytes}
 #define MCU_WEIGHTS_IN_SRAM {int(wr.opts.weights_in_sram)}
-
-/* Where the caller writes the uint8 image (H, W, C): the schedule's input buffer. */
-uint8_t *mcu_model_input(void);
-/* Run the schedule on the image in the input buffer; returns the int32 logits. */
+{_input_decls(wr.opts.input)}
 const int32_t *mcu_model_run(void);
 uint32_t mcu_model_arena_bytes(void);
 
@@ -266,7 +310,7 @@ uint32_t mcu_model_arena_bytes(void);
             "",
             *wr.decls,
             "",
-            f"uint8_t *mcu_model_input(void) {{ return A + {plan.input_offset}; }}",
+            *_input_defs(wr.opts.input, plan),
             f"uint32_t mcu_model_arena_bytes(void) {{ return {plan.arena_bytes}u; }}",
             "",
             "const int32_t *mcu_model_run(void) {",
@@ -283,7 +327,8 @@ def generate(q: QuantViT, out_dir: Path, opts: GenOptions = GenOptions()) -> Gen
     """Write the C tree of ``q`` into ``out_dir`` (created; must not exist)."""
     if opts.subkernel < 1 or opts.sqrt_iters < 0:
         raise ValueError("subkernel must be >= 1 and sqrt_iters >= 0")
-    plan = plan_arena(schedule(q.cfg, opts.weights_in_sram, opts.subkernel))
+    check_input_mode(opts.input)
+    plan = plan_arena(schedule(q.cfg, opts.weights_in_sram, opts.subkernel, opts.input))
     wr = _Writer(q, opts)
     for placed in plan.ops:
         _emit_op(wr, placed.op, placed.offsets)

@@ -24,7 +24,7 @@ class PlacedOp:
 class ArenaPlan:
     ops: tuple[PlacedOp, ...]
     arena_bytes: int
-    input_offset: int
+    input_offset: int  # buffer I: the whole image, or the band of one row of patches (stream)
     logits_offset: int
 
 
@@ -34,14 +34,15 @@ def patch_stage_bytes(cfg: SubnetConfig, subkernel: int) -> int:
     return 4 * cfg.embed_dim + align4(cfg.embed_dim * cfg.in_chans * k * k)
 
 
-def schedule(cfg: SubnetConfig, weights_in_sram: bool, subkernel: int = 4) -> list[Op]:
-    """`build_ops`, with the patch embedding's staging buffer sized for ``subkernel``."""
-    ops = build_ops(cfg, weights_in_sram)
+def schedule(cfg: SubnetConfig, weights_in_sram: bool, subkernel: int = 4, input: str = "whole") -> list[Op]:
+    """`build_ops`, with the patch embedding's staging buffer sized for ``subkernel``; ``input``
+    is the schedule's input mode (``"stream"``: one row of patches in a band buffer)."""
+    ops = build_ops(cfg, weights_in_sram, input=input)
     if not weights_in_sram:
         return ops
     out = []
     for op in ops:
-        if op.kind == "patch_embed":
+        if op.kind in ("patch_embed", "patch_embed_stream"):
             nbytes = patch_stage_bytes(cfg, subkernel)
             alloc = tuple((b, nbytes if b == "W" else n, s) for b, n, s in op.alloc)
             op = replace(op, alloc=alloc, live={**op.live, "W": nbytes})

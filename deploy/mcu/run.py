@@ -34,10 +34,13 @@ class Steps:
     dsp: bool = False
 
 
-def numpy_logits(q: QuantViT, images: np.ndarray, weights_in_sram: bool) -> np.ndarray:
-    """int32 logits of the reference executor, in an arena of exactly the analytic peak."""
-    peak = mcu_peak_bytes(q.cfg, weights_in_sram)
-    return np.array([run_int8(q, im, weights_in_sram, arena_bytes=peak).logits_int32 for im in images])
+def numpy_logits(q: QuantViT, images: np.ndarray, weights_in_sram: bool, input: str = "whole") -> np.ndarray:
+    """int32 logits of the reference executor, in an arena of exactly the analytic peak
+    (``input="stream"``: the executor pulls each image's rows through its source callback)."""
+    peak = mcu_peak_bytes(q.cfg, weights_in_sram, input)
+    return np.array(
+        [run_int8(q, im, weights_in_sram, arena_bytes=peak, input=input).logits_int32 for im in images]
+    )
 
 
 def _board_build(q: QuantViT, tree: Path, opts: GenOptions, steps: Steps) -> tuple[Generated | None, object]:
@@ -89,7 +92,10 @@ def _deploy(q: QuantViT, tree: Path, opts: GenOptions, steps: Steps) -> dict:
         "subkernel": opts.subkernel,
         "sqrt_iters": opts.sqrt_iters,
         "arena_bytes": gen.plan.arena_bytes,
-        "analytic_mcu_peak_bytes": mcu_peak_bytes(cfg, opts.weights_in_sram) if default_sub else None,
+        "analytic_mcu_peak_bytes": (
+            mcu_peak_bytes(cfg, opts.weights_in_sram, opts.input) if default_sub else None
+        ),
+        "input": opts.input,
         "weights_bytes": sum(gen.weight_arrays_bytes.values()),
     }
     host_logits = None
@@ -102,7 +108,7 @@ def _deploy(q: QuantViT, tree: Path, opts: GenOptions, steps: Steps) -> dict:
         }
         if steps.check_images:
             k = min(steps.check_images, len(steps.host_images))
-            ref = numpy_logits(q, steps.host_images[:k], opts.weights_in_sram)
+            ref = numpy_logits(q, steps.host_images[:k], opts.weights_in_sram, opts.input)
             report["host"]["checked_images"] = k
             report["host"]["equal_to_numpy"] = bool(np.array_equal(host_logits[:k], ref))
         report["host"]["logits"] = host_logits.tolist()
@@ -150,6 +156,7 @@ def summary_lines(report: dict) -> list[str]:
             else ""
         )
         + f", weights {'staged in SRAM' if report['weights_in_sram'] else 'read from flash'}"
+        + (", input streamed one row of patches at a time" if report.get("input") == "stream" else "")
     ]
     if "host" in report:
         h = report["host"]

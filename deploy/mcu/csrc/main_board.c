@@ -1,6 +1,7 @@
 /* Board driver (Cortex-M7 under QEMU, semihosting): reads images.bin image by image straight
  * into the arena's input buffer, runs the model and prints "logits ..." and "ticks N" (SysTick
- * ticks of the core clock for one inference) per image. */
+ * ticks of the core clock for one inference) per image. A streamed model (MCU_INPUT_STREAM)
+ * pulls each row of patches from images.bin through mcu_read_rows() while it runs. */
 #include <stdint.h>
 
 #include "model.h"
@@ -37,6 +38,20 @@ static char *put_i32(char *p, int32_t v) {
     return put_u64(p, v < 0 ? (uint64_t)(-(int64_t)v) : (uint64_t)v);
 }
 
+#if MCU_INPUT_STREAM
+static int32_t source_fd;
+static uint32_t source_base; /* file offset of the current image */
+
+void mcu_read_rows(int y0, int y1, uint8_t *dst) {
+    uint32_t row_bytes = (uint32_t)MCU_IMG_SIZE * MCU_IN_CHANS;
+    if (sh_seek(source_fd, source_base + (uint32_t)y0 * row_bytes) != 0 ||
+        sh_read(source_fd, dst, (uint32_t)(y1 - y0) * row_bytes) != 0) {
+        sh_puts("error: cannot read image rows from images.bin\n");
+        sh_exit(0);
+    }
+}
+#endif
+
 int main(void) {
     static char line[16 + 12 * MCU_NUM_CLASSES];
     static const char path[] = "images.bin";
@@ -56,7 +71,12 @@ int main(void) {
         const int32_t *logits;
         uint64_t t0, t1;
         char *p = line;
+#if MCU_INPUT_STREAM
+        source_fd = fd;
+        source_base = (uint32_t)i * MCU_INPUT_BYTES;
+#else
         if (sh_read(fd, mcu_model_input(), MCU_INPUT_BYTES) != 0) break;
+#endif
         t0 = ticks_now();
         logits = mcu_model_run();
         t1 = ticks_now();

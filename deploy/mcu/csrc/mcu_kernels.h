@@ -42,6 +42,16 @@ void mcu_patch_embed(const uint8_t *img, int img_size, int chans, int patch, int
                      const int8_t *w, const int32_t *bias, const int32_t *m0, const int8_t *shift,
                      const int8_t *pos, const int8_t *cls, int embed, int32_t *acc, int8_t *x,
                      uint8_t *stage);
+/* Streamed input: a row source writes image rows [y0, y1) (uint8, (y1 - y0) x W x C) to dst.
+ * A streamed model passes mcu_read_rows, which the application provides (camera, flash, file). */
+typedef void (*mcu_read_rows_fn)(int y0, int y1, uint8_t *dst);
+void mcu_read_rows(int y0, int y1, uint8_t *dst);
+/* The same patch embedding, image rows pulled into a band of band_rows rows per row of patches. */
+void mcu_patch_embed_band(mcu_read_rows_fn read_rows, uint8_t *band, int band_rows, int img_size,
+                          int chans, int patch, int grid, int sub, const int8_t *w,
+                          const int32_t *bias, const int32_t *m0, const int8_t *shift,
+                          const int8_t *pos, const int8_t *cls, int embed, int32_t *acc, int8_t *x,
+                          uint8_t *stage);
 void mcu_layernorm(const int8_t *x, int rows, int e, const int64_t *g, const int64_t *b,
                    int64_t eps_q, int8_t *out);
 void mcu_layernorm_sum(const int8_t *x, int rows, int e, const int64_t *g, const int64_t *b,

@@ -7,6 +7,7 @@
 #define SH_CLOSE 0x02
 #define SH_WRITE0 0x04
 #define SH_READ 0x06
+#define SH_SEEK 0x0A
 #define SH_FLEN 0x0C
 #define SH_EXIT 0x18
 #define SH_STOPPED_APPLICATION_EXIT 0x20026
@@ -29,6 +30,12 @@ static inline int32_t sh_open(const char *path, int32_t len) {
 static inline int32_t sh_read(int32_t fd, void *buf, uint32_t n) {
     uint32_t args[3] = {(uint32_t)fd, (uint32_t)buf, n};
     return sh_call(SH_READ, args);
+}
+
+/* Absolute file position; returns 0 on success. */
+static inline int32_t sh_seek(int32_t fd, uint32_t pos) {
+    uint32_t args[2] = {(uint32_t)fd, pos};
+    return sh_call(SH_SEEK, args);
 }
 
 static inline int32_t sh_flen(int32_t fd) {
