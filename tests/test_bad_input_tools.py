@@ -14,7 +14,7 @@ import yaml
 from baselines.__main__ import main as baselines_main
 from search.launch import main as launch_main
 from search_space.__main__ import main as space_main
-from tests.badinput import assert_refused, bad_files
+from tests.badinput import BAD_FILE_MESSAGES, assert_refused, bad_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,12 +64,7 @@ def _space_files(root: Path) -> dict[str, Path]:
 
 
 SPACE_CASES = {
-    "missing": "does not exist",
-    "dir": "is a directory",
-    "binary": "is not a text",
-    "empty": "is empty",
-    "dup": "key 'seed' appears twice",
-    "broken": "is not valid YAML",
+    **BAD_FILE_MESSAGES,
     "list": "a search space must be a mapping",
     "img_abc": "space field 'img_size' must be a positive integer, got 'abc'",
     "heads_text": "space field 'num_heads' has a non-numeric choice 'two'",
