@@ -180,18 +180,23 @@ def reuse_grid_jobs(evo: EvolveRun, grid: EvolveRun) -> None:
     """Let an evolution under a reference seed take its new-point visits from that seed's finished
     grid jobs (copied into its own job directories) instead of training them again: the same
     training (config, seed, starting weights, epochs), so the same weights and scores."""
-    t, visit = grid.settings.epochs_per_visit, evo.visit
+    t, visit_many = grid.settings.epochs_per_visit, evo.visit_many
 
-    def train(req: VisitRequest) -> dict[str, Any]:
+    def take_grid_job(req: VisitRequest) -> None:
         src, dst = grid.job_dir(f"{grid.grid.key(req.point)}/grid"), evo.job_dir(req.job_id)
         if req.init_job is None and req.epochs == t and (src / RESULT_FILE).exists() and not dst.exists():
             tmp = dst.with_name(dst.name + ".copy")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(src, tmp)
             tmp.rename(dst)
-        return visit(req)
 
-    evo.evolution.train = train
+    def train_many(reqs: list[VisitRequest]) -> list[dict[str, Any]]:
+        for req in reqs:
+            take_grid_job(req)
+        return visit_many(reqs)
+
+    evo.evolution.train = lambda req: train_many([req])[0]
+    evo.evolution.train_many = train_many
 
 
 def measure(args: argparse.Namespace, grid_runs: dict[int, EvolveRun], evo_runs: dict[int, EvolveRun]):
